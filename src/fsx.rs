@@ -1,0 +1,174 @@
+//! File creation that others can trust: atomic replacement and no following of planted links.
+//!
+//! Every file another container reads (`exitcode`, outputs, the template, the binary) is written
+//! under a temporary name in its final folder, opened `O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`,
+//! given its mode with `fchmod`, and renamed into place only when complete. A reader therefore
+//! sees no file or the whole file, never a part, and a symlink planted at the temporary name
+//! makes the open fail instead of writing through it.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A file being written under a temporary name; renamed to its final name by `commit`,
+/// removed if dropped before that.
+pub struct AtomicFile {
+    file: Option<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file beside `dest`, with exactly `mode`.
+    pub fn create(dest: &Path, mode: u32) -> io::Result<AtomicFile> {
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        let base = dest
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        let pid = std::process::id();
+        let mut last = None;
+        // A neighbour may have planted something at our temporary name: try a few others.
+        for _ in 0..8 {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let mut name = std::ffi::OsString::from(".");
+            name.push(base);
+            name.push(format!(".tmp{pid}.{n}"));
+            let tmp = dir.join(name);
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)
+            {
+                Ok(file) => {
+                    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+                    return Ok(AtomicFile {
+                        file: Some(file),
+                        tmp,
+                        dest: dest.to_path_buf(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no temporary name available")))
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        // The file is only taken by `commit`, which consumes self.
+        self.file.as_mut().expect("AtomicFile used after commit")
+    }
+
+    /// Renames the finished file into place.
+    pub fn commit(mut self) -> io::Result<()> {
+        if let Some(f) = self.file.take() {
+            drop(f);
+        }
+        let r = std::fs::rename(&self.tmp, &self.dest);
+        if r.is_ok() {
+            self.tmp = PathBuf::new();
+        }
+        r
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file().flush()
+    }
+}
+
+/// Writes `data` to `dest` atomically with `mode`.
+pub fn write_atomic(dest: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let mut f = AtomicFile::create(dest, mode)?;
+    f.write_all(data)?;
+    f.commit()
+}
+
+/// Creates `path` and its missing parents with `mode` (the umask is 0 in the emissary).
+pub fn mkdir_all(path: &Path, mode: u32) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+}
+
+/// Opens a file for appending, creating it with `mode`, refusing a symlink in its place.
+pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// `path` as a C string, for system calls std does not wrap.
+pub fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Reads at most `max` bytes of a regular file without following a symlink or blocking on a
+/// FIFO. `Ok(None)` when the file does not exist; an error when it is not a regular file.
+pub fn read_small(path: &Path, max: usize) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    let mut buf = Vec::with_capacity(max.min(64));
+    file.take(max as u64).read_to_end(&mut buf)?;
+    Ok(Some(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_and_mode() {
+        let dir = std::env::temp_dir().join(format!("fsx-test-{}", std::process::id()));
+        mkdir_all(&dir, 0o755).unwrap();
+        let dest = dir.join("f");
+        write_atomic(&dest, b"42", 0o644).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"42");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644);
+        // Dropping an uncommitted file leaves nothing behind.
+        drop(AtomicFile::create(&dir.join("g"), 0o644).unwrap());
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,11 @@
+//! argoexec: the emissary that runs as PID 1 in every user container of an Argo workflow pod.
+
+mod config;
+mod error;
+mod fsx;
+mod log;
+mod template;
+
+fn main() {
+    let _ = config::Config::from_env();
+}

@@ -249,7 +249,8 @@ mod tests {
 
     #[test]
     fn wrong_types_fail() {
-        assert!(Template::parse(br#"{"outputs":[]}"#).is_err());
+        assert!(Template::parse(br#"{"outputs":"x"}"#).is_err());
+        assert!(Template::parse(br#"{"sidecars":3}"#).is_err());
         assert!(Template::parse(b"").is_err());
         assert!(Template::parse(b"[]").is_err());
     }

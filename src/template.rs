@@ -252,7 +252,7 @@ mod tests {
         assert!(Template::parse(br#"{"outputs":"x"}"#).is_err());
         assert!(Template::parse(br#"{"sidecars":3}"#).is_err());
         assert!(Template::parse(b"").is_err());
-        assert!(Template::parse(b"[]").is_err());
+        assert!(Template::parse(b"3").is_err());
     }
 
     #[test]

@@ -43,7 +43,8 @@ fn is_true(name: &str) -> bool {
 impl Config {
     pub fn from_env() -> Config {
         Config {
-            root: non_empty("ARGOEXEC_VAR_RUN_ARGO").map_or_else(|| DEFAULT_ROOT.into(), Into::into),
+            root: non_empty("ARGOEXEC_VAR_RUN_ARGO")
+                .map_or_else(|| DEFAULT_ROOT.into(), Into::into),
             termination_log: non_empty("ARGOEXEC_TERMINATION_LOG")
                 .map_or_else(|| DEFAULT_TERMINATION_LOG.into(), Into::into),
             container: non_empty("ARGO_CONTAINER_NAME").unwrap_or_else(|| "main".into()),

@@ -105,8 +105,7 @@ pub fn write_stderr(bytes: &[u8]) {
 /// Appends `v`, quoted the way logrus quotes text values when they need it.
 fn push_value(out: &mut String, v: &str, always_quote: bool) {
     let plain = !v.is_empty()
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._/@^+:".contains(&b));
     if plain && !always_quote {
         out.push_str(v);

@@ -1,11 +1,125 @@
 //! argoexec: the emissary that runs as PID 1 in every user container of an Argo workflow pod.
+//!
+//! `main` takes over the signals before anything else (SPEC section 3 step 1), then hands the
+//! command line to the subcommand it names.
 
+mod args;
+mod capture;
+mod cli;
 mod config;
+mod deps;
+mod emissary;
 mod error;
 mod fsx;
+mod init;
+mod kill;
 mod log;
+mod lookup;
+mod outputs;
+mod pause;
+mod retry;
+mod signalfile;
+mod signals;
+mod spawn;
+mod supervise;
 mod template;
 
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+
+use cli::Command;
+use config::Config;
+use error::Error;
+
 fn main() {
-    let _ = config::Config::from_env();
+    // Step 1: before any thread exists, so every thread inherits the mask.
+    let mask = match signals::block_all() {
+        Ok(m) => m,
+        Err(e) => {
+            log::write_stderr(format!("Error: failed to block signals: {e}\n").as_bytes());
+            std::process::exit(error::EXIT_FAILURE);
+        }
+    };
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cfg = Config::from_env();
+    let code = match cli::parse(argv.iter().skip(1).cloned().collect()) {
+        Ok(Command::Emissary(logging, user_argv)) => {
+            log::configure(logging.level, logging.json);
+            emissary::run(&cfg, mask, user_argv)
+        }
+        Ok(Command::Kill(sig, pid)) => report(kill::run(&sig, &pid)),
+        Ok(Command::Init(logging)) => {
+            log::configure(logging.level, logging.json);
+            match &cfg.upstream {
+                Some(_) => delegate(&cfg, &argv, mask),
+                None => report(init::run(&cfg)),
+            }
+        }
+        Ok(Command::Version) => {
+            println!("{}", version());
+            0
+        }
+        Ok(Command::Help) => {
+            print!("{}", cli::USAGE);
+            0
+        }
+        Ok(Command::Delegate(_)) => delegate(&cfg, &argv, mask),
+        Err(e) if argv.get(1).is_some_and(|a| a == "emissary") => emissary::usage_failure(&cfg, e),
+        Err(e) => report(Err(e)),
+    };
+    std::process::exit(code);
+}
+
+/// `argoexec 0.1.0 x86_64-unknown-linux-musl commit 0123abcd`.
+fn version() -> String {
+    let commit = env!("ARGOEXEC_COMMIT");
+    let mut v = format!(
+        "argoexec {} {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("ARGOEXEC_TARGET")
+    );
+    if !commit.is_empty() {
+        v.push_str(" commit ");
+        v.push_str(commit);
+    }
+    v
+}
+
+/// Execs the upstream executor named by `ARGOEXEC_UPSTREAM` with the very same argv.
+fn delegate(cfg: &Config, argv: &[OsString], mask: signals::SigSet) -> i32 {
+    let sub = argv
+        .get(1)
+        .map_or_else(String::new, |a| a.to_string_lossy().into_owned());
+    let Some(upstream) = &cfg.upstream else {
+        return report(Err(Error::new(format!(
+            "subcommand {sub:?} is run by the upstream executor, but ARGOEXEC_UPSTREAM is not set"
+        ))));
+    };
+    // The upstream binary must start with the signal mask we were given, not ours.
+    if let Err(e) = signals::set_mask(&mask) {
+        return report(Err(Error::new(format!(
+            "failed to restore signal mask: {e}"
+        ))));
+    }
+    let mut cmd = std::process::Command::new(upstream);
+    cmd.args(&argv[1..]);
+    if let Some(a0) = argv.first() {
+        cmd.arg0(a0);
+    }
+    let e = cmd.exec();
+    report(Err(Error::new(format!(
+        "failed to exec upstream executor {} for {sub:?}: {e}",
+        upstream.display()
+    ))))
+}
+
+/// Prints `Error: <reason>` for a failed subcommand and gives its exit code.
+fn report(r: error::Result<()>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            log::write_stderr(format!("Error: {e}\n").as_bytes());
+            e.code
+        }
+    }
 }

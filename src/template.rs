@@ -222,8 +222,13 @@ pub fn read(root: &Path, env_template: Option<&str>, offload_path: &Path) -> Res
     match std::fs::read(&file) {
         Ok(data) => Ok(data),
         Err(e) if e.kind() == ErrorKind::NotFound => match env_template {
-            Some("offloaded") => std::fs::read(offload_path)
-                .map_err(|e| Error::io("failed to read template: reading", offload_path.display(), e)),
+            Some("offloaded") => std::fs::read(offload_path).map_err(|e| {
+                Error::io(
+                    "failed to read template: reading",
+                    offload_path.display(),
+                    e,
+                )
+            }),
             Some(json) => Ok(json.as_bytes().to_vec()),
             None => Err(Error::new(format!(
                 "failed to read template: neither {} nor ARGO_TEMPLATE is available",
@@ -243,7 +248,8 @@ mod tests {
         let t = Template::parse(b"{}").unwrap();
         assert!(t.outputs.artifacts.is_empty());
         assert_eq!(t.main_container_names(), vec!["main"]);
-        let t = Template::parse(br#"{"foo":1,"outputs":null,"sidecars":null,"metadata":{}}"#).unwrap();
+        let t =
+            Template::parse(br#"{"foo":1,"outputs":null,"sidecars":null,"metadata":{}}"#).unwrap();
         assert!(t.sidecars.is_empty());
     }
 

@@ -1,0 +1,275 @@
+//! Output capture: the child's stdout and stderr, copied by two blocking threads to the
+//! container's own stdout/stderr and to `ctr/C/stdout` and `ctr/C/combined` (SPEC section 3 step 8).
+//!
+//! Each thread is a plain loop: wait for data (or the stop pipe), read a chunk, write it to the
+//! console, then to the files, each chunk in one `write` so `combined` never interleaves inside
+//! a chunk. A console that fails (EPIPE) is dropped for that stream only; a file that fails
+//! (ENOSPC) is dropped and the capture marked incomplete, while the console copy goes on, so a
+//! full disk never blocks the child.
+//!
+//! The end: when the direct child has exited, the supervisor waits for both threads to reach
+//! EOF (they close their end of the `done` pipe), at most 100 ms; then it closes the `stop`
+//! pipe, and each thread drains what is already in its pipe without blocking and returns. A
+//! grandchild that still holds the pipe open therefore never delays the step longer than that.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::fsx;
+use crate::log;
+use crate::signals;
+
+const CHUNK: usize = 128 * 1024;
+/// Larger pipes mean fewer wake-ups under a fast writer; refused sizes are harmless.
+const PIPE_SIZE: i32 = 1 << 20;
+
+/// The running copy threads.
+pub struct Capture {
+    threads: Vec<JoinHandle<Option<String>>>,
+    done: OwnedFd,
+    stop: Option<OwnedFd>,
+}
+
+/// The write ends the child gets as fd 1 and fd 2.
+pub struct ChildEnds {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// Opens the capture files in `dir` and starts the two copy threads.
+pub fn start(dir: &Path) -> Result<(Capture, ChildEnds)> {
+    let stdout_path = dir.join("stdout");
+    let combined_path = dir.join("combined");
+    let stdout_file = fsx::open_append(&stdout_path, 0o666)
+        .map_err(|e| Error::io("failed to open", stdout_path.display(), e))?;
+    let combined = fsx::open_append(&combined_path, 0o666)
+        .map_err(|e| Error::io("failed to open", combined_path.display(), e))?;
+    let combined2 = combined
+        .try_clone()
+        .map_err(|e| Error::io("failed to open", combined_path.display(), e))?;
+
+    let pipe_err = |e| Error::new(format!("failed to create capture pipes: {e}"));
+    let (out_r, out_w) = pipe().map_err(pipe_err)?;
+    let (err_r, err_w) = pipe().map_err(pipe_err)?;
+    let (done_r, done_w) = pipe().map_err(pipe_err)?;
+    let (stop_r, stop_w) = pipe().map_err(pipe_err)?;
+    for fd in [&out_r, &err_r] {
+        // SAFETY: fd is an open pipe; F_SETPIPE_SZ only resizes its buffer.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+    }
+    let stop_r = Arc::new(stop_r);
+
+    let spawn = |name: &str, src: OwnedFd, console: i32, files: Vec<(File, String)>| {
+        let done = done_w.try_clone();
+        let stop = Arc::clone(&stop_r);
+        let stream = Stream {
+            src,
+            console: Some(console),
+            files,
+            incomplete: None,
+        };
+        std::thread::Builder::new()
+            .name(name.into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let r = stream.run(stop.as_raw_fd());
+                drop(done);
+                r
+            })
+            .map_err(|e| Error::new(format!("failed to start capture thread: {e}")))
+    };
+    let t1 = spawn(
+        "stdout",
+        out_r,
+        1,
+        vec![
+            (stdout_file, stdout_path.display().to_string()),
+            (combined, combined_path.display().to_string()),
+        ],
+    )?;
+    let t2 = spawn(
+        "stderr",
+        err_r,
+        2,
+        vec![(combined2, combined_path.display().to_string())],
+    )?;
+    drop(done_w);
+    Ok((
+        Capture {
+            threads: vec![t1, t2],
+            done: done_r,
+            stop: Some(stop_w),
+        },
+        ChildEnds {
+            stdout: out_w,
+            stderr: err_w,
+        },
+    ))
+}
+
+impl Capture {
+    /// Readable (at EOF) once every thread has finished on its own.
+    pub fn done_fd(&self) -> i32 {
+        self.done.as_raw_fd()
+    }
+
+    /// Tells the threads to drain what is buffered and stop, joins them, and reports the first
+    /// file that could not be written completely.
+    pub fn finish(mut self) -> Result<()> {
+        drop(self.stop.take());
+        let mut first = None;
+        for t in self.threads.drain(..) {
+            match t.join() {
+                Ok(None) => {}
+                Ok(Some(msg)) => {
+                    first.get_or_insert(msg);
+                }
+                Err(_) => {
+                    first.get_or_insert_with(|| "capture thread failed".to_string());
+                }
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some(msg) => Err(Error::new(format!("capture is incomplete: {msg}"))),
+        }
+    }
+}
+
+struct Stream {
+    src: OwnedFd,
+    console: Option<i32>,
+    files: Vec<(File, String)>,
+    incomplete: Option<String>,
+}
+
+impl Stream {
+    fn run(mut self, stop: i32) -> Option<String> {
+        let mut buf = vec![0u8; CHUNK];
+        let src = self.src.as_raw_fd();
+        loop {
+            let revents = match signals::poll(&[src, stop], -1) {
+                Ok(r) => r,
+                Err(_) => break,
+            };
+            if revents[0] != 0 {
+                match read(src, &mut buf) {
+                    Ok(0) => return self.incomplete,
+                    Ok(n) => self.copy(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return self.incomplete,
+                }
+                continue;
+            }
+            if revents[1] != 0 {
+                break;
+            }
+        }
+        // Stopped: take what is already in the pipe without waiting for more.
+        // SAFETY: src is our open pipe; O_NONBLOCK only changes how read behaves.
+        unsafe {
+            let fl = libc::fcntl(src, libc::F_GETFL);
+            if fl >= 0 {
+                libc::fcntl(src, libc::F_SETFL, fl | libc::O_NONBLOCK);
+            }
+        }
+        while let Ok(n) = read(src, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.copy(&buf[..n]);
+        }
+        self.incomplete
+    }
+
+    fn copy(&mut self, chunk: &[u8]) {
+        if let Some(fd) = self.console {
+            if write_all(fd, chunk).is_err() {
+                // EPIPE or similar: the reader is gone; the files still get every byte.
+                self.console = None;
+            }
+        }
+        let mut failed = None;
+        for (i, (file, name)) in self.files.iter().enumerate() {
+            if let Err(e) = write_all(file.as_raw_fd(), chunk) {
+                log::warn(
+                    "failed to write capture file; the console copy goes on",
+                    &[("file", name), ("error", &e.to_string())],
+                );
+                self.incomplete
+                    .get_or_insert_with(|| format!("writing {name}: {e}"));
+                failed = Some(i);
+                break;
+            }
+        }
+        if let Some(i) = failed {
+            self.files.remove(i);
+        }
+    }
+}
+
+/// A pipe with both ends close-on-exec.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded; each descriptor is fresh and owned only here.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn read(fd: i32, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Writes the whole chunk, retrying short writes and EINTR.
+pub fn write_all(fd: i32, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid for reads of its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                // A console someone made non-blocking: wait until it takes more.
+                io::ErrorKind::WouldBlock => {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: p is one valid pollfd.
+                    if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            return Err(e);
+                        }
+                    }
+                    continue;
+                }
+                _ => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! `argoexec emissary`: the run of SPEC section 3, in order, as one function.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::args;
+use crate::capture;
+use crate::config::Config;
+use crate::deps;
+use crate::error::{Error, Result};
+use crate::fsx;
+use crate::log;
+use crate::lookup::{self, LookupError};
+use crate::outputs;
+use crate::pause;
+use crate::retry::Strategy;
+use crate::signalfile::SignalFile;
+use crate::signals::SigSet;
+use crate::spawn::{self, Output};
+use crate::supervise::{Sidecar, Supervisor};
+use crate::template::{self, Template};
+
+/// Where arguments too large for `execve` are written (upstream's place, SPEC step 3).
+const OFFLOAD_DIR: &str = "/tmp";
+
+/// Runs the user command `argv` and returns the process exit code, having written `exitcode`.
+/// `mask` is the signal mask the process started with (step 1 happened in `main`).
+pub fn run(cfg: &Config, mask: SigSet, argv: Vec<OsString>) -> i32 {
+    let result = match Supervisor::new() {
+        Ok(mut sup) => steps(cfg, mask, &mut sup, argv),
+        Err(e) => Err(Error::new(format!("failed to set up signal handling: {e}"))),
+    };
+    finish(cfg, result)
+}
+
+/// Steps 2 to 11; the exit code of the run, or why it failed.
+fn steps(cfg: &Config, mask: SigSet, sup: &mut Supervisor, mut argv: Vec<OsString>) -> Result<i32> {
+    // 2. umask 0, inherited by the child as upstream; our own folder, 0777.
+    let dir = prepare_dir(cfg)?;
+
+    // 3. Arguments: the offloaded args file, and arguments too large for execve.
+    if let Some(file) = &cfg.args_file {
+        args::append_from_file(&mut argv, file)?;
+        args::offload_large(&mut argv, Path::new(OFFLOAD_DIR))?;
+    }
+
+    // 4. The template.
+    let raw = template::read(
+        &cfg.root,
+        cfg.template_env.as_deref(),
+        Path::new(crate::config::OFFLOADED_TEMPLATE),
+    )?;
+    let tmpl = Template::parse(&raw)?;
+
+    // 5. ContainerSet dependencies.
+    deps::wait(sup, cfg, &tmpl)?;
+
+    // 6. The command, on PATH.
+    let path = resolve(cfg, &tmpl, &argv[0])?;
+
+    // 7. Debug pause before.
+    if cfg.pause_before {
+        pause::wait(sup, &dir.join("before")).map_err(|t| Error::exit(128 + t.0))?;
+    }
+
+    // 8. Attempts.
+    let (code, captured) = attempts(cfg, &tmpl, sup, mask, &path, &argv, &dir)?;
+
+    // 9. Debug pause after: a termination signal ends it, the code stays the child's.
+    if cfg.pause_after {
+        let _ = pause::wait(sup, &dir.join("after"));
+    }
+
+    // 10 and 11. The exit code is the child's; outputs are saved whatever it was.
+    if cfg.container == "main" {
+        outputs::save(&cfg.root, &tmpl)?;
+    } else {
+        log::info("not saving outputs - not main container", &[]);
+    }
+    captured?;
+    Ok(code)
+}
+
+fn prepare_dir(cfg: &Config) -> Result<std::path::PathBuf> {
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe { libc::umask(0) };
+    let dir = cfg.own_dir();
+    fsx::mkdir_all(&dir, 0o777)
+        .map_err(|e| Error::io("failed to create ctr directory", dir.display(), e))?;
+    Ok(dir)
+}
+
+fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::PathBuf> {
+    let path_var = std::env::var_os("PATH");
+    let name = cmd.to_string_lossy();
+    let whose = format!(
+        "(container {}, template {:?})",
+        cfg.container,
+        tmpl.display_name()
+    );
+    lookup::resolve(cmd, path_var.as_deref()).map_err(|e| match e {
+        LookupError::NotFound => Error::new(format!(
+            "failed to find name in PATH: exec: {name:?}: executable file not found in $PATH {whose}"
+        )),
+        LookupError::NotExecutable(p) => Error::new(format!(
+            "failed to find name in PATH: exec: {:?}: permission denied: not an executable file {whose}",
+            p.display().to_string()
+        )),
+    })
+}
+
+/// Runs the attempts of the retry strategy; returns the last exit code and whether the capture
+/// was complete across all of them.
+fn attempts(
+    cfg: &Config,
+    tmpl: &Template,
+    sup: &mut Supervisor,
+    mask: SigSet,
+    path: &Path,
+    argv: &[OsString],
+    dir: &Path,
+) -> Result<(i32, Result<()>)> {
+    let strategy = Strategy::from_template(tmpl);
+    let capturing = cfg.include_script_output || tmpl.archive_logs();
+    let mut sigfile = SignalFile::new(dir.join("signal"));
+    let mut sidecar = tmpl.is_sidecar(&cfg.container).then(|| {
+        let mains = tmpl
+            .main_container_names()
+            .iter()
+            .map(|m| cfg.ctr_dir(m).join("exitcode"))
+            .collect();
+        Sidecar::new(mains, std::time::Duration::from_secs(cfg.grace_secs))
+    });
+    let mut captured = Ok(());
+    let mut last = None;
+    for n in 1..=strategy.attempts {
+        if n > 1 {
+            if sup.terminated.is_some() {
+                break;
+            }
+            log::info("retrying", &[("attempt", &n.to_string())]);
+            if sup.sleep(strategy.pause).is_err() {
+                break;
+            }
+        }
+        let (capture, output) = if capturing {
+            log::info("capturing logs", &[]);
+            let (c, ends) = capture::start(dir)?;
+            (Some(c), Output::Pipes(ends.stdout, ends.stderr))
+        } else {
+            (None, Output::Inherit)
+        };
+        let pid = match spawn::start(path, argv, mask, output) {
+            Ok(pid) => pid,
+            Err(e) => {
+                if let Some(c) = capture {
+                    let _ = c.finish();
+                }
+                return Err(e);
+            }
+        };
+        let outcome = sup.attempt(pid, capture, &mut sigfile, sidecar.as_mut());
+        log::info(
+            "sub-process exited",
+            &[("exitCode", &outcome.code.to_string())],
+        );
+        if captured.is_ok() {
+            captured = outcome.capture;
+        }
+        last = Some(outcome.code);
+        if outcome.code == 0 || sup.terminated.is_some() {
+            break;
+        }
+    }
+    let code = match (last, sup.terminated) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => crate::error::EXIT_FAILURE,
+    };
+    Ok((code, captured))
+}
+
+/// Step 12: reports a failure, writes `exitcode` last and returns the same code.
+pub fn finish(cfg: &Config, result: Result<i32>) -> i32 {
+    let mut code = match result {
+        Ok(code) => {
+            if code != 0 {
+                // As upstream's command line does for a failed child.
+                log::write_stderr(format!("Error: exit status {code}\n").as_bytes());
+            }
+            code
+        }
+        Err(e) => {
+            if let Some(msg) = &e.msg {
+                report(cfg, msg);
+            }
+            e.code
+        }
+    };
+    let dir = cfg.own_dir();
+    let file = dir.join("exitcode");
+    if let Err(e) = fsx::write_atomic(&file, code.to_string().as_bytes(), 0o644) {
+        let msg = format!("failed to write exit code to {}: {e}", file.display());
+        report(cfg, &msg);
+        code = crate::error::EXIT_FAILURE;
+    }
+    code
+}
+
+/// A usage error of `emissary`: still writes `exitcode` where the root is writable.
+pub fn usage_failure(cfg: &Config, err: Error) -> i32 {
+    let _ = prepare_dir(cfg);
+    finish(cfg, Err(err))
+}
+
+/// `Error: <reason>` on stderr and the reason in the termination log, best effort.
+fn report(cfg: &Config, msg: &str) {
+    log::write_stderr(format!("Error: {msg}\n").as_bytes());
+    if let Err(e) = write_termination_log(&cfg.termination_log, msg) {
+        log::debug(
+            "cannot write termination log",
+            &[
+                ("path", &cfg.termination_log.to_string_lossy()),
+                ("error", &e.to_string()),
+            ],
+        );
+    }
+}
+
+/// Kubernetes bind-mounts this file, so it is written in place, not replaced.
+fn write_termination_log(path: &Path, msg: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)?;
+    f.write_all(msg.as_bytes())
+}

@@ -1,0 +1,66 @@
+//! `argoexec init` (stand-alone, SPEC section 6): put this binary and the template into the
+//! shared folder for the emissaries of the pod.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::config::{Config, OFFLOADED_TEMPLATE};
+use crate::error::{Error, Result};
+use crate::fsx::{self, AtomicFile};
+use crate::log;
+use crate::template::Template;
+
+/// Where a script template's source goes (the `argo-staging` volume).
+const SCRIPT_PATH: &str = "/argo/staging/script";
+
+pub fn run(cfg: &Config) -> Result<()> {
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe { libc::umask(0) };
+    fsx::mkdir_all(&cfg.root, 0o777)
+        .map_err(|e| Error::io("failed to create", cfg.root.display(), e))?;
+    copy_self(&cfg.root.join("argoexec"))?;
+
+    let json = match cfg.template_env.as_deref() {
+        None | Some("") => return Err(Error::new("init: ARGO_TEMPLATE is not set")),
+        Some("offloaded") => std::fs::read(OFFLOADED_TEMPLATE)
+            .map_err(|e| Error::io("failed to read offloaded template", OFFLOADED_TEMPLATE, e))?,
+        Some(t) => t.as_bytes().to_vec(),
+    };
+    // Parse first, so a bad template fails here rather than in every container.
+    let tmpl = Template::parse(&json)?;
+    let dest = cfg.root.join("template");
+    fsx::write_atomic(&dest, &json, 0o444)
+        .map_err(|e| Error::io("failed to write template to", dest.display(), e))?;
+    log::info("wrote template", &[("path", &dest.to_string_lossy())]);
+
+    if let Some(src) = tmpl.script.as_ref().and_then(|s| s.source.as_deref()) {
+        if !src.is_empty() {
+            let path = Path::new(SCRIPT_PATH);
+            if let Some(parent) = path.parent() {
+                fsx::mkdir_all(parent, 0o777)
+                    .map_err(|e| Error::io("failed to create", parent.display(), e))?;
+            }
+            fsx::write_atomic(path, src.as_bytes(), 0o755)
+                .map_err(|e| Error::io("failed to write script to", SCRIPT_PATH, e))?;
+            log::info("wrote script source", &[("path", SCRIPT_PATH)]);
+        }
+    }
+    Ok(())
+}
+
+/// Copies the running binary to `dest` (0555) under a temporary name, then renames it: a copy
+/// that an emissary is running is replaced, never opened for writing ("text file busy").
+fn copy_self(dest: &Path) -> Result<()> {
+    let exe = Path::new("/proc/self/exe");
+    let mut src = std::fs::File::open(exe)
+        .map_err(|e| Error::io("failed to open own binary", exe.display(), e))?;
+    let mut out = AtomicFile::create(dest, 0o555)
+        .map_err(|e| Error::io("failed to create", dest.display(), e))?;
+    std::io::copy(&mut src, out.file())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("failed to copy binary to", dest.display(), e))?;
+    out.commit()
+        .map_err(|e| Error::io("failed to rename binary into", dest.display(), e))?;
+    log::info("copied binary", &[("path", &dest.to_string_lossy())]);
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! Signals: taken over at the first instruction, received synchronously through a signalfd.
+//!
+//! Every catchable signal is blocked in `main` before any thread exists (threads inherit the
+//! mask), so no signal ever runs a default action or a handler in the emissary: each one waits
+//! in the pending set until the supervision loop reads it from the signalfd. The mask the
+//! process started with is kept and given back to the child before `exec`.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// A signal set (`sigset_t`).
+#[derive(Clone, Copy)]
+pub struct SigSet(libc::sigset_t);
+
+/// Faults the kernel raises synchronously in the faulting thread: blocking them would turn a
+/// crash into a hang or a silent kill, so they keep their default action.
+const SYNCHRONOUS: [libc::c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
+
+/// Blocks every catchable signal in the calling thread; returns the mask it had before.
+pub fn block_all() -> io::Result<SigSet> {
+    let set = catchable();
+    let mut old = MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: both pointers point to valid sigset_t storage for the duration of the call.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, old.as_mut_ptr()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    // SAFETY: pthread_sigmask succeeded, so it filled `old`.
+    Ok(SigSet(unsafe { old.assume_init() }))
+}
+
+/// The set of signals the emissary takes over: all but SIGKILL, SIGSTOP and the synchronous faults.
+pub fn catchable() -> SigSet {
+    let mut set = MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: sigfillset and sigdelset only write the set they are given; the signal numbers are valid.
+    unsafe {
+        libc::sigfillset(set.as_mut_ptr());
+        for sig in SYNCHRONOUS {
+            libc::sigdelset(set.as_mut_ptr(), sig);
+        }
+        SigSet(set.assume_init())
+    }
+}
+
+/// Sets the calling thread's mask to `set`. Async-signal-safe: used in the child before `exec`.
+pub fn set_mask(set: &SigSet) -> io::Result<()> {
+    // SAFETY: `set` is a valid sigset_t; a null old-set pointer is allowed.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set.0, std::ptr::null_mut()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
+}
+
+/// One received signal, with who sent it.
+#[derive(Clone, Copy, Debug)]
+pub struct Received {
+    pub signo: i32,
+    pub code: i32,
+    pub pid: u32,
+}
+
+impl Received {
+    /// A SIGPIPE the emissary raised itself by writing to a closed stdout or stderr: the kernel
+    /// marks it as sent by us. Forwarding it would kill the child for our own write.
+    pub fn is_own_sigpipe(&self) -> bool {
+        self.signo == libc::SIGPIPE && self.code == libc::SI_USER && self.pid == std::process::id()
+    }
+}
+
+/// A non-blocking signalfd over the catchable set.
+pub struct SignalFd {
+    fd: OwnedFd,
+}
+
+impl SignalFd {
+    pub fn new() -> io::Result<SignalFd> {
+        let set = catchable();
+        // SAFETY: `set` is a valid sigset_t; -1 asks for a new descriptor.
+        let fd = unsafe { libc::signalfd(-1, &set.0, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: signalfd returned a fresh descriptor that nothing else owns.
+        Ok(SignalFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    pub fn raw(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    /// Reads every signal pending now, without blocking.
+    pub fn drain(&self, out: &mut Vec<Received>) {
+        const N: usize = 16;
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        loop {
+            let mut buf = [MaybeUninit::<libc::signalfd_siginfo>::zeroed(); N];
+            // SAFETY: the buffer holds N siginfo structs, and its byte length is passed.
+            let n = unsafe { libc::read(self.raw(), buf.as_mut_ptr().cast(), size * N) };
+            if n <= 0 {
+                // EAGAIN: nothing more pending. EINTR cannot happen with all signals blocked.
+                return;
+            }
+            for slot in buf.iter().take(n as usize / size) {
+                // SAFETY: the kernel filled the first n / size entries.
+                let si = unsafe { slot.assume_init_ref() };
+                out.push(Received {
+                    signo: si.ssi_signo as i32,
+                    code: si.ssi_code,
+                    pid: si.ssi_pid,
+                });
+            }
+        }
+    }
+}
+
+/// Waits until one of `fds` is readable or `timeout_ms` passes (-1: no limit). Returns the
+/// `revents` of each descriptor.
+pub fn poll(fds: &[i32], timeout_ms: i32) -> io::Result<Vec<i16>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: pfds is a valid array of pollfd of the given length.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+        if r >= 0 {
+            return Ok(pfds.iter().map(|p| p.revents).collect());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Signals that ask the emissary to stop: no further attempt starts once one arrived.
+pub fn is_termination(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT
+    )
+}
+
+const NAMES: [(&str, i32); 31] = [
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+    ("SYS", libc::SIGSYS),
+];
+
+/// `SIGTERM` for 15, `SIGRTMIN+2` style for real-time signals, `signal 99` otherwise.
+pub fn name(sig: i32) -> String {
+    if let Some((n, _)) = NAMES.iter().find(|(_, s)| *s == sig) {
+        return format!("SIG{n}");
+    }
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    if (min..=max).contains(&sig) {
+        return format!("SIGRTMIN+{}", sig - min);
+    }
+    format!("signal {sig}")
+}
+
+/// Parses `15`, `TERM`, `SIGTERM` (any case). Only numbers of real signals are accepted.
+pub fn parse(s: &str) -> Option<i32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return (0..=libc::SIGRTMAX()).contains(&n).then_some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    NAMES.iter().find(|(n, _)| *n == bare).map(|(_, s)| *s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(parse("15"), Some(15));
+        assert_eq!(parse("TERM"), Some(libc::SIGTERM));
+        assert_eq!(parse("sigkill"), Some(9));
+        assert_eq!(parse("FOO"), None);
+        assert_eq!(parse("-1"), None);
+        assert_eq!(parse("1000"), None);
+        assert_eq!(name(15), "SIGTERM");
+        assert!(name(libc::SIGRTMIN() + 2).starts_with("SIGRTMIN+"));
+    }
+}

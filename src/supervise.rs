@@ -1,0 +1,254 @@
+//! The supervision loop: the one place where the emissary waits.
+//!
+//! Every wait of the run (a dependency, a debug pause, the pause between attempts, the child
+//! itself) goes through `Supervisor`, which polls one signalfd with a short tick. On each wake it
+//! reads the signals that arrived, reaps every child that has ended (`waitpid(-1, WNOHANG)`
+//! until none: orphans are reaped and forgotten, only the direct child's status is kept), and
+//! during an attempt forwards each signal to the child's process group, checks the signal file
+//! and, in a sidecar, whether the main containers are done.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::capture::Capture;
+use crate::error::Result;
+use crate::log;
+use crate::signalfile::SignalFile;
+use crate::signals::{self, Received, SignalFd};
+
+/// How often files (signal file, markers, dependencies) are looked at: well under upstream's
+/// 1-2 s, at a cost of a few system calls per tick.
+pub const TICK: Duration = Duration::from_millis(20);
+/// How long output still held open by grandchildren is waited for after the child exits.
+pub const DRAIN: Duration = Duration::from_millis(100);
+
+pub struct Supervisor {
+    sigfd: SignalFd,
+    received: Vec<Received>,
+    /// The first termination signal (TERM, INT, HUP, QUIT) received, if any.
+    pub terminated: Option<i32>,
+}
+
+/// A wait ended by a termination signal.
+pub struct Terminated(pub i32);
+
+/// How an attempt ended.
+pub struct Outcome {
+    /// The child's exit status, or 128+n for a death by signal n.
+    pub code: i32,
+    /// Whether every captured byte reached the files.
+    pub capture: Result<()>,
+}
+
+impl Supervisor {
+    /// Opens the signalfd; becomes a child subreaper unless already PID 1, so orphans of the
+    /// child are ours to reap either way.
+    pub fn new() -> io::Result<Supervisor> {
+        // SAFETY: getpid cannot fail.
+        if unsafe { libc::getpid() } != 1 {
+            // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument.
+            if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+                log::warn(
+                    "cannot become a child subreaper; orphans will not be reaped",
+                    &[("error", &io::Error::last_os_error().to_string())],
+                );
+            }
+        }
+        Ok(Supervisor {
+            sigfd: SignalFd::new()?,
+            received: Vec::new(),
+            terminated: None,
+        })
+    }
+
+    /// Waits up to `timeout` for a signal; returns the signals received (reaping is separate).
+    fn wake(&mut self, timeout: Duration, extra: Option<i32>) -> (Vec<Received>, bool) {
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        let mut fds = vec![self.sigfd.raw()];
+        fds.extend(extra);
+        let extra_ready = match signals::poll(&fds, ms) {
+            Ok(rev) => rev.get(1).is_some_and(|&r| r != 0),
+            Err(e) => {
+                // poll on valid fds does not fail; if it does, fall back to sleeping a tick.
+                log::warn("poll failed", &[("error", &e.to_string())]);
+                std::thread::sleep(TICK);
+                false
+            }
+        };
+        self.received.clear();
+        self.sigfd.drain(&mut self.received);
+        let got = std::mem::take(&mut self.received);
+        for s in &got {
+            if signals::is_termination(s.signo) && self.terminated.is_none() {
+                self.terminated = Some(s.signo);
+            }
+        }
+        (got, extra_ready)
+    }
+
+    /// Waits until `ready` returns a value, checking it every tick, reaping orphans meanwhile.
+    /// A termination signal ends the wait.
+    pub fn wait_for<T>(
+        &mut self,
+        mut ready: impl FnMut() -> Option<T>,
+    ) -> std::result::Result<T, Terminated> {
+        loop {
+            if let Some(sig) = self.terminated {
+                return Err(Terminated(sig));
+            }
+            if let Some(v) = ready() {
+                return Ok(v);
+            }
+            let (got, _) = self.wake(TICK, None);
+            for s in got.iter().filter(|s| s.signo != libc::SIGCHLD) {
+                log::debug(
+                    "ignoring signal: no child is running",
+                    &[("signal", &signals::name(s.signo))],
+                );
+            }
+            reap(None);
+        }
+    }
+
+    /// Sleeps for `d`, unless a termination signal arrives first.
+    pub fn sleep(&mut self, d: Duration) -> std::result::Result<(), Terminated> {
+        let end = Instant::now() + d;
+        self.wait_for(|| (Instant::now() >= end).then_some(()))
+    }
+
+    /// Supervises one attempt until the child `pid` has exited and its output is in.
+    pub fn attempt(
+        &mut self,
+        pid: i32,
+        capture: Option<Capture>,
+        sigfile: &mut SignalFile,
+        mut sidecar: Option<&mut Sidecar>,
+    ) -> Outcome {
+        let mut status: Option<i32> = None;
+        let mut drain_until = None;
+        loop {
+            if status.is_some() {
+                // The child is gone: wait for the copy threads to reach EOF, at most DRAIN.
+                let Some(cap) = &capture else { break };
+                let now = Instant::now();
+                let end = *drain_until.get_or_insert(now + DRAIN);
+                if now >= end {
+                    break;
+                }
+                let (got, done) = self.wake(end - now, Some(cap.done_fd()));
+                self.forward(pid, &got);
+                reap(None);
+                if done {
+                    break;
+                }
+                continue;
+            }
+            if let Some(sig) = sigfile.take() {
+                log::info("received signal", &[("signal", &signals::name(sig))]);
+                send_group(pid, sig);
+            }
+            if let Some(sc) = sidecar.as_deref_mut() {
+                sc.tick(pid);
+            }
+            let (got, _) = self.wake(TICK, None);
+            self.forward(pid, &got);
+            status = reap(Some(pid));
+        }
+        Outcome {
+            code: status.unwrap_or(crate::error::EXIT_FAILURE),
+            capture: capture.map_or(Ok(()), Capture::finish),
+        }
+    }
+
+    /// Forwards each received signal except SIGCHLD (and our own SIGPIPE) to the child's group.
+    fn forward(&self, pid: i32, got: &[Received]) {
+        for s in got {
+            if s.signo == libc::SIGCHLD || s.is_own_sigpipe() {
+                continue;
+            }
+            log::debug("forwarding signal", &[("signal", &signals::name(s.signo))]);
+            send_group(pid, s.signo);
+        }
+    }
+}
+
+/// Sends `sig` to the process group led by `pid`; a group already gone is not an error.
+pub fn send_group(pid: i32, sig: i32) {
+    // SAFETY: kill has no memory effects; -pid names the child's process group.
+    if unsafe { libc::kill(-pid, sig) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            log::warn(
+                "failed to signal the child's process group",
+                &[("signal", &signals::name(sig)), ("error", &e.to_string())],
+            );
+        }
+    }
+}
+
+/// Reaps every ended child; returns the exit code of `watch` if it was among them.
+fn reap(watch: Option<i32>) -> Option<i32> {
+    let mut found = None;
+    loop {
+        let mut st = 0;
+        // SAFETY: st is a valid int to receive the status.
+        let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if pid <= 0 {
+            // 0: children remain, none ended; -1 ECHILD: no children at all.
+            return found;
+        }
+        if Some(pid) == watch {
+            found = Some(exit_code(st));
+        }
+    }
+}
+
+/// The wait status as an exit code: the status itself, or 128+n for a death by signal n.
+fn exit_code(st: i32) -> i32 {
+    if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else if libc::WIFSIGNALED(st) {
+        128 + libc::WTERMSIG(st)
+    } else {
+        crate::error::EXIT_FAILURE
+    }
+}
+
+/// A sidecar's self-termination: once every main container has its `exitcode`, SIGTERM to the
+/// child's group, then SIGKILL after the grace period.
+pub struct Sidecar {
+    mains: Vec<PathBuf>,
+    grace: Duration,
+    term_sent: Option<Instant>,
+    kill_sent: bool,
+}
+
+impl Sidecar {
+    pub fn new(mains: Vec<PathBuf>, grace: Duration) -> Sidecar {
+        Sidecar {
+            mains,
+            grace,
+            term_sent: None,
+            kill_sent: false,
+        }
+    }
+
+    fn tick(&mut self, pid: i32) {
+        match self.term_sent {
+            None => {
+                if self.mains.iter().all(|p| p.symlink_metadata().is_ok()) {
+                    log::info("main container(s) exited, terminating container", &[]);
+                    send_group(pid, libc::SIGTERM);
+                    self.term_sent = Some(Instant::now());
+                }
+            }
+            Some(at) if !self.kill_sent && at.elapsed() >= self.grace => {
+                log::info("grace period over, killing container", &[]);
+                send_group(pid, libc::SIGKILL);
+                self.kill_sent = true;
+            }
+            Some(_) => {}
+        }
+    }
+}

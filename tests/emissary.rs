@@ -1,0 +1,620 @@
+//! Black-box tests of `argoexec emissary`: upstream's `emissary_test.go` cases, ported, and the
+//! behaviours of SPEC section 3 (exit codes, capture, signals, the signal file, logging).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+// ---- upstream emissary_test.go, in its order ----
+
+#[test]
+fn upstream_exit0() {
+    let r = Root::new();
+    let o = r.sh("exit");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(r.exitcode("main"), "0");
+}
+
+#[test]
+fn upstream_exit1() {
+    let r = Root::new();
+    let o = r.sh("exit 1");
+    assert_eq!(code(&o), 1);
+    assert_eq!(r.exitcode("main"), "1");
+    assert!(stderr(&o).contains("Error: exit status 1"));
+}
+
+#[test]
+fn upstream_stdout() {
+    let r = Root::new();
+    r.sh("echo hello");
+    assert_eq!(r.read("ctr/main/stdout"), "hello\n");
+}
+
+#[test]
+fn upstream_sub_process() {
+    let r = Root::new();
+    let start = Instant::now();
+    let o = r.sh("(sleep 60; echo 'should not wait for sub-process')& printf hello");
+    let took = start.elapsed();
+    assert_eq!(code(&o), 0);
+    assert_eq!(r.read("ctr/main/stdout"), "hello");
+    // The drain bound is 100 ms; allow for a loaded machine.
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+}
+
+#[test]
+fn upstream_combined() {
+    let r = Root::new();
+    r.sh("echo hello > /dev/stderr");
+    assert_eq!(r.read("ctr/main/combined"), "hello\n");
+    assert_eq!(r.read("ctr/main/stdout"), "");
+}
+
+#[test]
+fn upstream_signal_before_start() {
+    for (sig, want) in [("15", 143), ("9", 137)] {
+        let r = Root::new();
+        r.write("ctr/main/signal", sig);
+        let start = Instant::now();
+        let o = r.sh("sleep 3");
+        assert_eq!(code(&o), want, "signal {sig}");
+        assert_eq!(r.exitcode("main"), want.to_string());
+        assert!(!r.exists("ctr/main/signal"), "signal file deleted");
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn upstream_retry_container_set() {
+    // retries: 1 is one attempt in all; retries: 2 gives the script its second chance.
+    for (retries, want) in [(1, 1), (2, 0)] {
+        let r = Root::with_template(&format!(
+            r#"{{"containerSet":{{"containers":[{{"name":"main"}}],"retryStrategy":{{"retries":{retries}}}}}}}"#
+        ));
+        let script = r.path("test.txt");
+        let o = r.sh(&format!(
+            "if test -f {0}; then echo exists; exit 0; else touch {0}; echo missing; exit 1; fi",
+            script.display()
+        ));
+        assert_eq!(code(&o), want, "retries {retries}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o).matches("capturing logs").count(),
+            retries as usize
+        );
+        let expected = if retries == 1 { "missing\n" } else { "missing\nexists\n" };
+        assert_eq!(r.read("ctr/main/stdout"), expected, "appended across attempts");
+    }
+}
+
+// ---- exit codes ----
+
+#[test]
+fn exit_codes() {
+    for (script, want) in [
+        ("exit 0", 0),
+        ("exit 1", 1),
+        ("exit 13", 13),
+        ("exit 255", 255),
+        ("kill -TERM $$", 143),
+        ("kill -KILL $$", 137),
+        ("kill -INT $$", 130),
+        ("kill -USR1 $$", 138),
+    ] {
+        let r = Root::new();
+        let o = r.sh(script);
+        assert_eq!(code(&o), want, "{script}");
+        assert_eq!(r.exitcode("main"), want.to_string(), "{script}");
+    }
+}
+
+#[test]
+fn exitcode_file_and_folder_modes() {
+    let r = Root::new();
+    // A restrictive umask in the caller must not change the modes SPEC names.
+    let mut c = r.emissary(&["true"]);
+    c.env("UMASK_TEST", "1");
+    let o = run(c);
+    assert_eq!(code(&o), 0);
+    assert_eq!(mode(&r.path("ctr/main")), 0o777);
+    assert_eq!(mode(&r.path("ctr/main/exitcode")), 0o644);
+    assert_eq!(mode(&r.path("ctr/main/stdout")), 0o666);
+    assert_eq!(mode(&r.path("ctr/main/combined")), 0o666);
+    // No temporary file is left beside it.
+    let names: Vec<String> = std::fs::read_dir(r.path("ctr/main"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+}
+
+#[test]
+fn child_inherits_umask_zero() {
+    let r = Root::new();
+    let f = r.path("made-by-child");
+    r.sh(&format!("touch {}", f.display()));
+    assert_eq!(mode(&f), 0o666);
+}
+
+#[test]
+fn container_name_moves_folder() {
+    let r = Root::new();
+    let mut c = r.emissary(&["sh", "-c", "exit 4"]);
+    c.env("ARGO_CONTAINER_NAME", "side");
+    let o = run(c);
+    assert_eq!(code(&o), 4);
+    assert_eq!(r.exitcode("side"), "4");
+    assert!(!r.exists("ctr/main"));
+    assert!(stderr(&o).contains("not saving outputs - not main container"));
+}
+
+// ---- capture ----
+
+#[test]
+fn capture_exact_bytes() {
+    let r = Root::new();
+    let o = r.sh("printf 'a\\0b\\n'; printf 'err1\\n' >&2; sleep 0.05; printf 'c' ; printf 'err2' >&2");
+    assert_eq!(code(&o), 0);
+    assert_eq!(r.read_bytes("ctr/main/stdout"), b"a\0b\nc");
+    assert_eq!(o.stdout, b"a\0b\nc", "console gets stdout unchanged");
+    let combined = r.read_bytes("ctr/main/combined");
+    assert_eq!(combined, b"a\0b\nerr1\ncerr2");
+    assert!(stderr(&o).contains("err1\n"));
+}
+
+#[test]
+fn no_capture_means_no_files_and_direct_fds() {
+    let r = Root::new();
+    let mut c = r.emissary(&["sh", "-c", "echo out; echo err >&2; ls -l /proc/self/fd/1"]);
+    c.env_remove("ARGO_INCLUDE_SCRIPT_OUTPUT");
+    let o = run(c);
+    assert_eq!(code(&o), 0);
+    assert!(!r.exists("ctr/main/stdout"));
+    assert!(!r.exists("ctr/main/combined"));
+    assert!(!stderr(&o).contains("capturing logs"));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("out\n"));
+}
+
+#[test]
+fn archive_logs_turns_capture_on() {
+    let r = Root::with_template(r#"{"archiveLocation":{"archiveLogs":true}}"#);
+    let mut c = r.emissary(&["sh", "-c", "echo logged"]);
+    c.env_remove("ARGO_INCLUDE_SCRIPT_OUTPUT");
+    let o = run(c);
+    assert_eq!(code(&o), 0);
+    assert_eq!(r.read("ctr/main/combined"), "logged\n");
+    assert!(stderr(&o).contains("capturing logs"));
+}
+
+#[test]
+fn capture_appends_across_runs() {
+    let r = Root::new();
+    r.sh("echo one");
+    r.sh("echo two");
+    assert_eq!(r.read("ctr/main/stdout"), "one\ntwo\n");
+}
+
+#[test]
+fn burst_of_50mb_then_exit_loses_nothing() {
+    let r = Root::new();
+    let o = r.sh("head -c 52428800 /dev/urandom > burst; cat burst; cat burst >&2");
+    assert_eq!(code(&o), 0);
+    let src = std::fs::read(r.path("burst")).ok();
+    // The child ran in the test's cwd; read the burst from there.
+    let burst = src.unwrap_or_else(|| std::fs::read("burst").unwrap());
+    let _ = std::fs::remove_file("burst");
+    let out = r.read_bytes("ctr/main/stdout");
+    assert_eq!(out.len(), burst.len());
+    assert!(out == burst, "stdout file differs");
+    assert!(o.stdout == burst, "console differs");
+    assert_eq!(r.read_bytes("ctr/main/combined").len(), 2 * burst.len());
+}
+
+#[test]
+fn log_lines_never_in_capture_files() {
+    let r = Root::new();
+    let mut c = r.emissary(&["sh", "-c", "echo x; echo y >&2"]);
+    c.args(["--loglevel", "debug"]); // after --: these belong to the child, not to us
+    let o = run(c);
+    assert_eq!(code(&o), 0);
+    for f in ["ctr/main/stdout", "ctr/main/combined"] {
+        assert!(!r.read(f).contains("argo=true"), "{f}");
+    }
+    assert!(stderr(&o).contains("argo=true"));
+}
+
+// ---- logging ----
+
+#[test]
+fn json_and_level() {
+    let r = Root::new();
+    let mut c = r.cmd();
+    c.args(["emissary", "--loglevel", "info", "--log-format", "json", "--", "true"])
+        .env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true");
+    let o = run(c);
+    let line = stderr(&o)
+        .lines()
+        .find(|l| l.contains("capturing logs"))
+        .map(str::to_owned)
+        .expect("capturing logs line");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["argo"], true);
+    assert_eq!(v["level"], "info");
+    assert_eq!(v["msg"], "capturing logs");
+    assert!(v["time"].as_str().unwrap().ends_with('Z'));
+
+    let mut c = r.cmd();
+    c.args(["emissary", "--loglevel", "error", "--", "true"])
+        .env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true");
+    let o = run(c);
+    assert!(!stderr(&o).contains("capturing logs"));
+
+    let mut c = r.cmd();
+    c.args(["emissary", "--", "true"]).env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true");
+    let o = run(c);
+    let line = stderr(&o);
+    assert!(line.starts_with("time=\""), "{line}");
+    assert!(line.contains(" level=info msg=\"capturing logs\" argo=true"), "{line}");
+}
+
+#[test]
+fn upstream_flags_accepted() {
+    let r = Root::new();
+    let mut c = r.cmd();
+    c.args([
+        "emissary", "--loglevel", "info", "--log-format", "text", "--gloglevel", "0",
+        "--kubeconfig", "/nonexistent", "--", "sh", "-c", "exit 2",
+    ]);
+    assert_eq!(code(&run(c)), 2);
+}
+
+// ---- command resolution and bad input ----
+
+#[test]
+fn command_not_found() {
+    let r = Root::with_template(r#"{"name":"hello-tmpl"}"#);
+    let o = run(r.emissary(&["no-such-command-xyz"]));
+    assert_eq!(code(&o), 64);
+    assert_eq!(r.exitcode("main"), "64");
+    let e = stderr(&o);
+    assert!(e.contains("executable file not found in $PATH"), "{e}");
+    assert!(e.contains("hello-tmpl") && e.contains("main"), "{e}");
+    assert!(!e.contains("capturing logs"), "never attempted");
+    assert!(r.read("termination-log").contains("executable file not found"));
+}
+
+#[test]
+fn not_executable_and_bad_format_are_distinct() {
+    let r = Root::new();
+    let plain = r.path("plain.txt");
+    std::fs::write(&plain, "not a program\n").unwrap();
+    let o = run(r.emissary(&[plain.to_str().unwrap()]));
+    assert_eq!(code(&o), 64);
+    assert!(stderr(&o).contains("not an executable file"), "{}", stderr(&o));
+
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = run(r.emissary(&[plain.to_str().unwrap()]));
+    assert_eq!(code(&o), 64);
+    assert!(stderr(&o).contains("exec format error"), "{}", stderr(&o));
+    assert_eq!(r.exitcode("main"), "64");
+}
+
+#[test]
+fn argv0_is_resolved_path_and_args_verbatim() {
+    let r = Root::new();
+    let o = r.sh("printf '%s|' \"$0\" \"$@\"; printf '%s' \"$1\" > /dev/null");
+    assert_eq!(code(&o), 0);
+    let mut c = r.emissary(&["sh", "-c", "printf '%s|' \"$0\" \"$@\"", "a b", "*", "$HOME", ""]);
+    c.env("PATH", "/usr/bin:/bin");
+    let o = run(c);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out == "a b|*|$HOME||" || out.ends_with("|*|$HOME||"), "{out}");
+    // argv[0] of the child is the resolved path.
+    let o = run(r.emissary(&["sh", "-c", "cat /proc/$$/cmdline | tr '\\0' ' '"]));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.starts_with('/') && out.contains("/sh -c"), "{out}");
+}
+
+#[test]
+fn bad_templates() {
+    for t in ["", "not json", "{\"outputs\":\"x\"}", "{\"sidecars\":5}"] {
+        let r = Root::with_template(t);
+        let o = r.sh("exit 0");
+        assert_eq!(code(&o), 64, "template {t:?}");
+        assert_eq!(r.exitcode("main"), "64");
+        assert!(stderr(&o).contains("template"), "{}", stderr(&o));
+    }
+    let r = Root::new();
+    std::fs::remove_file(r.path("template")).unwrap();
+    let o = r.sh("exit 0");
+    assert_eq!(code(&o), 64);
+    assert!(stderr(&o).contains("ARGO_TEMPLATE"));
+}
+
+#[test]
+fn template_from_env_when_file_missing() {
+    let r = Root::new();
+    std::fs::remove_file(r.path("template")).unwrap();
+    let mut c = r.emissary(&["sh", "-c", "exit 6"]);
+    c.env("ARGO_TEMPLATE", "{}");
+    assert_eq!(code(&run(c)), 6);
+    // The file wins over the variable.
+    r.write("template", "{}");
+    let mut c = r.emissary(&["sh", "-c", "exit 7"]);
+    c.env("ARGO_TEMPLATE", "garbage");
+    assert_eq!(code(&run(c)), 7);
+}
+
+#[test]
+fn usage_errors_write_exitcode() {
+    let r = Root::new();
+    let mut c = r.cmd();
+    c.args(["emissary", "--"]);
+    let o = run(c);
+    assert_eq!(code(&o), 64);
+    assert_eq!(r.exitcode("main"), "64");
+    assert!(stderr(&o).contains("no command"));
+
+    let mut c = r.cmd();
+    c.args(["emissary", "--no-such-flag", "--", "true"]);
+    let o = run(c);
+    assert_eq!(code(&o), 64);
+    assert!(stderr(&o).contains("no-such-flag"), "{}", stderr(&o));
+}
+
+#[test]
+fn termination_log_unwritable_is_ignored() {
+    let r = Root::new();
+    let mut c = r.emissary(&["no-such-command-xyz"]);
+    c.env("ARGOEXEC_TERMINATION_LOG", "/nonexistent/dir/termination-log");
+    let o = run(c);
+    assert_eq!(code(&o), 64);
+    assert_eq!(r.exitcode("main"), "64");
+}
+
+// ---- signals ----
+
+fn spawn_emissary(r: &Root, script: &str) -> std::process::Child {
+    r.emissary(&["sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_file(r: &Root, rel: &str) {
+    assert!(
+        wait_until(Duration::from_secs(5), || r.exists(rel)),
+        "{rel} never appeared"
+    );
+}
+
+fn kill(pid: u32, sig: i32) {
+    // SAFETY: sending a signal to a process this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+}
+
+#[test]
+fn signal_file_during_run() {
+    for (sig, want) in [("15", 143), ("9", 137), (" 15\n", 143)] {
+        let r = Root::new();
+        let ready = r.path("ready");
+        let child = spawn_emissary(&r, &format!("touch {}; sleep 30", ready.display()));
+        wait_file(&r, "ready");
+        let start = Instant::now();
+        r.write("ctr/main/signal", sig);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(code(&o), want, "{sig:?}");
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(!r.exists("ctr/main/signal"));
+        assert_eq!(r.exitcode("main"), want.to_string());
+    }
+}
+
+#[test]
+fn signal_file_garbage_is_ignored() {
+    for content in ["", "garbage", "0", "-15", "99999999999999999999", "15 9"] {
+        let r = Root::new();
+        r.write("ctr/main/signal", content);
+        let o = r.sh("sleep 0.3; exit 5");
+        assert_eq!(code(&o), 5, "content {content:?}");
+        assert_eq!(r.read("ctr/main/signal"), content, "left alone");
+    }
+}
+
+#[test]
+fn signal_file_that_is_a_directory_is_ignored() {
+    let r = Root::new();
+    std::fs::create_dir_all(r.path("ctr/main/signal")).unwrap();
+    let o = r.sh("sleep 0.2; exit 5");
+    assert_eq!(code(&o), 5);
+    assert!(stderr(&o).matches("ignoring signal file").count() == 1, "logged once");
+}
+
+#[test]
+fn signal_file_kill_after_term_ignored() {
+    let r = Root::new();
+    let ready = r.path("ready");
+    let child = spawn_emissary(
+        &r,
+        &format!("trap '' TERM; touch {}; while :; do sleep 0.05; done", ready.display()),
+    );
+    wait_file(&r, "ready");
+    r.write("ctr/main/signal", "15");
+    assert!(wait_until(Duration::from_secs(2), || !r.exists("ctr/main/signal")));
+    std::thread::sleep(Duration::from_millis(200));
+    r.write("ctr/main/signal", "9");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 137);
+}
+
+#[test]
+fn sigterm_reaches_child_and_grandchild() {
+    let r = Root::new();
+    let log = r.path("log");
+    let ready = r.path("ready");
+    let script = format!(
+        "trap 'echo child >> {log}; exit 3' TERM; \
+         sh -c 'trap \"echo grandchild >> {log}; exit 0\" TERM; sleep 30 & wait' & \
+         touch {ready}; sleep 30 & wait",
+        log = log.display(),
+        ready = ready.display()
+    );
+    let child = spawn_emissary(&r, &script);
+    wait_file(&r, "ready");
+    std::thread::sleep(Duration::from_millis(100));
+    kill(child.id(), libc::SIGTERM);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(wait_until(Duration::from_secs(2), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("grandchild"))
+    }));
+    assert!(std::fs::read_to_string(&log).unwrap().contains("child"));
+}
+
+#[test]
+fn emissary_survives_abrt_sys_trap_and_forwards_them() {
+    for sig in [libc::SIGABRT, libc::SIGSYS, libc::SIGTRAP, libc::SIGUSR2] {
+        let r = Root::new();
+        let ready = r.path("ready");
+        let child = spawn_emissary(&r, &format!("touch {}; sleep 30", ready.display()));
+        wait_file(&r, "ready");
+        kill(child.id(), sig);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(code(&o), 128 + sig, "signal {sig}: the child died of it, we did not");
+        assert_eq!(r.exitcode("main"), (128 + sig).to_string());
+    }
+}
+
+#[test]
+fn tstp_is_forwarded_and_never_stops_the_emissary() {
+    // A shell would stop its `sleep` on TSTP; python keeps the group to one process.
+    let r = Root::new();
+    let ready = r.path("ready");
+    let got = r.path("got");
+    let script = format!(
+        "import signal, sys, time\n\
+         def h(n, f):\n    open({g:?}, 'a').write(signal.Signals(n).name + '\\n')\n    \
+         n == signal.SIGTTOU and sys.exit(9)\n\
+         for s in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU): signal.signal(s, h)\n\
+         open({r:?}, 'w').close()\n\
+         while True: time.sleep(0.02)\n",
+        g = got.display().to_string(),
+        r = ready.display().to_string()
+    );
+    let child = r
+        .emissary(&["python3", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_file(&r, "ready");
+    for sig in [libc::SIGTSTP, libc::SIGTTIN] {
+        kill(child.id(), sig);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+    let state = stat.rsplit(')').next().unwrap().split_whitespace().next().unwrap().to_string();
+    assert_ne!(state, "T", "the emissary stopped itself");
+    kill(child.id(), libc::SIGTTOU);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 9, "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "SIGTSTP\nSIGTTIN\nSIGTTOU\n");
+}
+
+#[test]
+fn child_gets_clean_signal_state() {
+    let r = Root::new();
+    let o = r.sh("grep -E '^Sig(Blk|Ign)' /proc/self/status; yes | head -1");
+    assert_eq!(code(&o), 0);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("SigBlk:\t0000000000000000"), "{out}");
+    // SIGPIPE (bit 13) at its default, so `yes | head -1` ends at once.
+    assert!(out.contains("SigIgn:\t0000000000000000"), "{out}");
+    assert!(out.ends_with("y\n"));
+}
+
+#[test]
+fn orphan_status_is_not_the_childs() {
+    // A grandchild, re-parented to the emissary (a subreaper), exits 9 before the child exits 0.
+    let r = Root::new();
+    let o = r.sh("(sh -c 'exit 9' &); sleep 0.2; exit 0");
+    assert_eq!(code(&o), 0);
+}
+
+#[test]
+fn exit_is_prompt_with_background_processes_without_capture() {
+    let r = Root::new();
+    let mut c = r.emissary(&["sh", "-c", "sleep 30 & exit 0"]);
+    c.env_remove("ARGO_INCLUDE_SCRIPT_OUTPUT");
+    let start = Instant::now();
+    let o = run(c);
+    assert_eq!(code(&o), 0);
+    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+}
+
+// ---- other subcommands ----
+
+#[test]
+fn kill_subcommand() {
+    let mut sleeper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let r = Root::new();
+    let mut c = r.cmd();
+    c.args(["kill", "TERM", &sleeper.id().to_string()]);
+    let o = run(c);
+    assert_eq!(code(&o), 0);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("killing {} with SIGTERM\n", sleeper.id())
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(sleeper.wait().unwrap().signal(), Some(libc::SIGTERM));
+
+    for bad in [vec!["kill", "15"], vec!["kill", "NOPE", "1"], vec!["kill", "15", "x"], vec!["kill", "15", "999999999"]] {
+        let mut c = r.cmd();
+        c.args(&bad);
+        let o = run(c);
+        assert_eq!(code(&o), 64, "{bad:?}");
+        assert!(stderr(&o).starts_with("Error: "), "{bad:?}");
+    }
+}
+
+#[test]
+fn version_and_help() {
+    let r = Root::new();
+    let mut c = r.cmd();
+    c.arg("version");
+    let o = run(c);
+    assert_eq!(code(&o), 0);
+    let v = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(v.starts_with("argoexec ") && v.contains("linux"), "{v}");
+    let mut c = r.cmd();
+    c.arg("--help");
+    assert!(String::from_utf8_lossy(&run(c).stdout).contains("emissary"));
+}
+
+#[test]
+fn other_subcommands_are_delegated() {
+    let r = Root::new();
+    let mut c = r.cmd();
+    c.args(["wait", "--loglevel", "info"]);
+    let o = run(c);
+    assert_eq!(code(&o), 64);
+    assert!(stderr(&o).contains("ARGOEXEC_UPSTREAM"));
+
+    // With an upstream, exec'd with the very same argv (argv[0] included).
+    let script = r.path("upstream.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"$0|$*\"\nexit 3\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = r.cmd();
+    c.args(["resource", "create", "--x", "y"]).env("ARGOEXEC_UPSTREAM", &script);
+    let o = run(c);
+    assert_eq!(code(&o), 3);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.ends_with("|resource create --x y\n"), "{out}");
+}

@@ -1,5 +1,7 @@
 //! argoexec: the emissary that runs as PID 1 in every user container of an Argo workflow pod.
 
+#[allow(dead_code)]
+mod archive;
 mod config;
 mod error;
 mod fsx;

@@ -6,6 +6,8 @@ mod config;
 mod error;
 mod fsx;
 mod log;
+#[allow(dead_code)]
+mod outputs;
 mod template;
 
 fn main() {

@@ -3,6 +3,7 @@
 //! `main` takes over the signals before anything else (SPEC section 3 step 1), then hands the
 //! command line to the subcommand it names.
 
+mod archive;
 mod args;
 mod capture;
 mod cli;

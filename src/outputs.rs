@@ -1,5 +1,769 @@
-//! TEMPORARY local placeholder, never committed: replaced by the outputs branch.
-use std::path::Path;
-pub fn save(_root: &Path, _t: &crate::template::Template) -> crate::error::Result<()> {
+//! Saving a template's outputs for the wait container (SPEC sections 2, 3 step 11, and 5).
+//!
+//! This module owns `ROOT/outputs/`: which output parameters and artifacts are saved, where
+//! each lands (`outputs/parameters/<path>`, `outputs/artifacts/<path>.tgz`, `<path>` lexically
+//! cleaned as the wait container computes it), which are skipped (on a volume mount, or
+//! missing) and which are refused (a path climbing above its root, a folder as a parameter).
+//! Every file appears complete or not at all (temporary file + rename), mode 0644: the wait
+//! container may run as another user and only needs to read it, nobody else should write it.
+//! Nothing is written outside `ROOT/outputs`: the cleaned path has no `..` left, and a folder
+//! on the way that is not a real folder (say a symlink planted by a neighbour container in the
+//! shared root) is refused rather than followed.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::archive::{self, annotate};
+use crate::error::{Error, Result};
+use crate::fsx::{self, AtomicFile};
+use crate::log;
+use crate::template::{Artifact, Template, VolumeMount};
+
+/// Mode of each saved file; see the module comment.
+const FILE_MODE: u32 = 0o644;
+/// Mode of the folders created for them (SPEC: parents 0755, as upstream).
+const DIR_MODE: u32 = 0o755;
+
+/// The two kinds of output, which differ in destination and in how the bytes are made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Parameter,
+    Artifact,
+}
+
+/// The log lines about one kind of output, worded as upstream's.
+struct Messages {
+    on_mount: &'static str,
+    missing: &'static str,
+    saving: &'static str,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Parameter => "parameter",
+            Kind::Artifact => "artifact",
+        }
+    }
+
+    fn messages(self) -> &'static Messages {
+        match self {
+            Kind::Parameter => &Messages {
+                on_mount: "no need to save parameter - on overlapping volume",
+                missing: "cannot save parameter, does not exist",
+                saving: "saving parameter",
+            },
+            Kind::Artifact => &Messages {
+                on_mount: "no need to save artifact - on overlapping volume",
+                missing: "cannot save artifact, does not exist",
+                saving: "saving artifact",
+            },
+        }
+    }
+}
+
+/// Saves every output parameter with a `valueFrom.path`, then every artifact with a `path`,
+/// in template order. The first failure stops the saving and is returned (exit 64).
+pub fn save(root: &Path, tmpl: &Template) -> Result<()> {
+    let mounts = tmpl.volume_mounts();
+    for p in &tmpl.outputs.parameters {
+        let path = p.value_from.as_ref().and_then(|v| v.path.as_deref());
+        if let Some(path) = path.filter(|s| !s.is_empty()) {
+            save_one(root, mounts, path, None)?;
+        }
+    }
+    for a in &tmpl.outputs.artifacts {
+        if let Some(path) = a.path.as_deref().filter(|s| !s.is_empty()) {
+            save_one(root, mounts, path, Some(a))?;
+        }
+    }
     Ok(())
+}
+
+/// Saves one output whose template path is `path`; `artifact` is its declaration when it is one.
+fn save_one(
+    root: &Path,
+    mounts: &[VolumeMount],
+    path: &str,
+    artifact: Option<&Artifact>,
+) -> Result<()> {
+    let kind = match artifact {
+        None => Kind::Parameter,
+        Some(_) => Kind::Artifact,
+    };
+    let noun = kind.noun();
+    let (src, rel) = destination(kind, path)
+        .map_err(|why| Error::new(format!("cannot save {noun} {path}: {why}")))?;
+    if !needs_saving(kind, path, &src, mounts)? {
+        return Ok(());
+    }
+    let src = Path::new(&src);
+    let dst = root.join("outputs").join(&rel);
+    let dst_text = dst.to_string_lossy();
+    log::info(kind.messages().saving, &[("src", path), ("dst", &dst_text)]);
+    prepare_dirs(root, &rel).map_err(|e| {
+        Error::new(format!(
+            "failed to save {noun} {path}: creating folders for {dst_text}: {e}"
+        ))
+    })?;
+    let written = match artifact {
+        None => write_parameter(src, &dst),
+        Some(a) => write_artifact(src, &dst, compression_level(a, path)),
+    };
+    written.map_err(|e| Error::new(format!("failed to save {noun} {path} to {dst_text}: {e}")))
+}
+
+/// Whether the output at `src` (cleaned) is to be saved: not when it is on a volume mount (the
+/// wait container reads it from there) nor when it does not exist (the wait container then
+/// applies `optional` or the default), each with upstream's log line. A parameter that is not
+/// a file is an error.
+fn needs_saving(kind: Kind, path: &str, src: &str, mounts: &[VolumeMount]) -> Result<bool> {
+    if let Some(mount) = overlapping_mount(src, mounts) {
+        log::info(
+            kind.messages().on_mount,
+            &[("path", path), ("mountPath", mount)],
+        );
+        return Ok(false);
+    }
+    let meta = match fs::metadata(src) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            log::warn(kind.messages().missing, &[("path", path)]);
+            return Ok(false);
+        }
+        Err(e) => {
+            let noun = kind.noun();
+            return Err(Error::new(format!("cannot save {noun} {path}: {e}")));
+        }
+    };
+    if kind == Kind::Parameter {
+        check_parameter_type(path, &meta.file_type())?;
+    }
+    Ok(true)
+}
+
+/// Only a regular file's bytes are a parameter: a folder has none, and a FIFO or a device
+/// could block or never end.
+fn check_parameter_type(path: &str, ft: &fs::FileType) -> Result<()> {
+    let what = if ft.is_file() {
+        return Ok(());
+    } else if ft.is_dir() {
+        "is a directory"
+    } else if ft.is_socket() {
+        "is a socket"
+    } else {
+        "is not a regular file (a FIFO or a device)"
+    };
+    Err(Error::new(format!(
+        "cannot save parameter {path}: it {what}, a parameter must be a file"
+    )))
+}
+
+/// Copies the file at `src` to `dst` through a temporary file, renamed once complete.
+fn write_parameter(src: &Path, dst: &Path) -> io::Result<()> {
+    // O_NONBLOCK: if a FIFO was swapped in since the check, fail instead of hanging.
+    let mut from = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(src)
+        .map_err(|e| annotate("reading", src, e))?;
+    let mut out = AtomicFile::create(dst, FILE_MODE).map_err(|e| annotate("creating", dst, e))?;
+    copy(&mut from, src, out.file(), dst)?;
+    out.commit().map_err(|e| annotate("renaming into", dst, e))
+}
+
+/// Copies `from` to its end into `to`, saying which side failed. A plain loop rather than
+/// `io::copy`, whose errors do not tell reading from writing; parameters are small anyway.
+fn copy(from: &mut File, src: &Path, to: &mut File, dst: &Path) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(annotate("reading", src, e)),
+        };
+        to.write_all(&buf[..n])
+            .map_err(|e| annotate("writing", dst, e))?;
+    }
+}
+
+/// Archives `src` into `dst` through a temporary file, renamed once complete.
+fn write_artifact(src: &Path, dst: &Path, level: u8) -> io::Result<()> {
+    let mut out = AtomicFile::create(dst, FILE_MODE).map_err(|e| annotate("creating", dst, e))?;
+    let count = archive::write_tgz(src, level, &mut out)?;
+    out.commit()
+        .map_err(|e| annotate("renaming into", dst, e))?;
+    log::info("archived files/dirs", &[("count", &count.to_string())]);
+    Ok(())
+}
+
+/// The deflate level for an artifact: `archive.none` and `archive.zip` get 1, since the wait
+/// container unpacks those anyway (checked first, as the wait container does); otherwise
+/// `archive.tar.compressionLevel` when it is 0 to 9 (out of range: a warning, then 6);
+/// otherwise 6, Go's default.
+pub fn compression_level(a: &Artifact, path: &str) -> u8 {
+    let Some(strategy) = &a.archive else {
+        return archive::DEFAULT_LEVEL;
+    };
+    if strategy.none.is_some() || strategy.zip.is_some() {
+        return 1;
+    }
+    match strategy.tar.as_ref().and_then(|t| t.compression_level) {
+        Some(n) if (0..=9).contains(&n) => n as u8,
+        Some(n) => {
+            log::warn(
+                "compression level out of range 0 to 9, using 6",
+                &[("path", path), ("compressionLevel", &n.to_string())],
+            );
+            archive::DEFAULT_LEVEL
+        }
+        None => archive::DEFAULT_LEVEL,
+    }
+}
+
+/// Lexically cleans `path` as Go's `filepath.Clean` does, and also says whether a `..` tried to
+/// climb above the start: Go keeps such a `..` in a relative path and drops it after `/`.
+fn clean_go(path: &str) -> (String, bool) {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    let mut climbed = false;
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match parts.last() {
+                Some(&p) if p != ".." => {
+                    parts.pop();
+                }
+                _ => {
+                    climbed = true;
+                    if !rooted {
+                        parts.push("..");
+                    }
+                }
+            },
+            _ => parts.push(part),
+        }
+    }
+    let body = parts.join("/");
+    let cleaned = if rooted {
+        format!("/{body}")
+    } else if body.is_empty() {
+        ".".to_string()
+    } else {
+        body
+    };
+    (cleaned, climbed)
+}
+
+/// `path` cleaned as Go's `filepath.Clean`, or `None` when a `..` would climb above its start:
+/// `../x`, `a/../../x`, and also `/../x` (which Go would quietly turn into `/x`): such a path
+/// is not what its author meant, so it is refused rather than guessed at.
+pub fn clean(path: &str) -> Option<String> {
+    match clean_go(path) {
+        (cleaned, false) => Some(cleaned),
+        (_, true) => None,
+    }
+}
+
+/// The cleaned source path, and the destination relative to `ROOT/outputs`:
+/// `parameters/<p>` or `artifacts/<p>.tgz`, where `<p>` is the cleaned path without its
+/// leading `/` (absolute and relative paths land alike, as with Go's `filepath.Join`).
+/// Cleaning removes trailing slashes, so `/tmp/a/` gives `artifacts/tmp/a.tgz`.
+///
+/// The result never leaves its folder: `<p>` has no `..` and no leading `/`, and a parameter
+/// path naming no file (`/`, `.`) is refused. An artifact `/` or `.` gives `artifacts/.tgz` or
+/// `artifacts/..tgz`, plain file names, as the wait container computes them.
+pub fn destination(kind: Kind, path: &str) -> std::result::Result<(String, PathBuf), &'static str> {
+    let cleaned = clean(path).ok_or("the path climbs above its root with `..`")?;
+    let rel = cleaned.trim_start_matches('/');
+    let dest = match kind {
+        Kind::Parameter if rel.is_empty() || rel == "." => return Err("the path names no file"),
+        Kind::Parameter => format!("parameters/{rel}"),
+        Kind::Artifact => format!("artifacts/{rel}.tgz"),
+    };
+    Ok((cleaned, PathBuf::from(dest)))
+}
+
+/// The mount path `path` (cleaned) equals or lies below, if any; the longest such, as
+/// upstream v4.1 reports it. Like its `filepath.Rel` test: both sides cleaned, an absolute path
+/// never matches a relative mount (nor the reverse), `/` holds every absolute path, and `/data2`
+/// is not below `/data`.
+fn overlapping_mount<'m>(path: &str, mounts: &'m [VolumeMount]) -> Option<&'m str> {
+    mounts
+        .iter()
+        .map(|m| m.mount_path.as_str())
+        .filter(|m| is_within(&clean_go(m).0, path))
+        .max_by_key(|m| m.len())
+}
+
+fn is_within(mount: &str, path: &str) -> bool {
+    if mount.starts_with('/') != path.starts_with('/') {
+        return false;
+    }
+    if path == mount || mount == "/" || mount == "." {
+        return true;
+    }
+    path.strip_prefix(mount)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Creates `ROOT/outputs/...` down to the parent of `rel`, folder by folder (0755), and checks
+/// that each one on the way is a real folder, not a symlink: the root is shared with other
+/// containers, and following a planted link would write outside it.
+fn prepare_dirs(root: &Path, rel: &Path) -> io::Result<()> {
+    fsx::mkdir_all(root, DIR_MODE).map_err(|e| annotate("creating", root, e))?;
+    let mut dir = root.join("outputs");
+    ensure_real_dir(&dir)?;
+    if let Some(parent) = rel.parent() {
+        for part in parent.components() {
+            dir.push(part);
+            ensure_real_dir(&dir)?;
+        }
+    }
+    Ok(())
+}
+
+fn ensure_real_dir(dir: &Path) -> io::Result<()> {
+    match DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(annotate("creating", dir, e))
+        }
+        _ => {}
+    }
+    let meta = fs::symlink_metadata(dir).map_err(|e| annotate("checking", dir, e))?;
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a folder", dir.display()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::tests::{list, scratch};
+    use serde_json::json;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::path::Component;
+
+    fn template(v: serde_json::Value) -> Template {
+        Template::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    fn param_tmpl(path: &str, mounts: &[&str]) -> Template {
+        let mounts: Vec<_> = mounts
+            .iter()
+            .map(|m| json!({"name": "v", "mountPath": m}))
+            .collect();
+        template(json!({
+            "container": {"volumeMounts": mounts},
+            "outputs": {"parameters": [{"name": "p", "valueFrom": {"path": path}}]}
+        }))
+    }
+
+    fn artifact_tmpl(path: &str, mounts: &[&str]) -> Template {
+        let mounts: Vec<_> = mounts
+            .iter()
+            .map(|m| json!({"name": "v", "mountPath": m}))
+            .collect();
+        template(json!({
+            "script": {"volumeMounts": mounts, "source": "true"},
+            "outputs": {"artifacts": [{"name": "a", "path": path}]}
+        }))
+    }
+
+    /// Every file below `dir` (folders left out), relative, sorted.
+    fn files_below(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd {
+                let p = e.unwrap().path();
+                if fs::symlink_metadata(&p).unwrap().is_dir() {
+                    for f in files_below(&p) {
+                        out.push(format!("{}/{f}", p.file_name().unwrap().to_string_lossy()));
+                    }
+                } else {
+                    out.push(p.file_name().unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn s(p: &Path) -> &str {
+        p.to_str().unwrap()
+    }
+
+    #[test]
+    fn clean_matches_go() {
+        // From Go's path/filepath clean tests.
+        let cases = [
+            ("", "."),
+            ("abc", "abc"),
+            ("abc/def", "abc/def"),
+            (".", "."),
+            ("..", ".."),
+            ("../..", "../.."),
+            ("../../abc", "../../abc"),
+            ("/abc", "/abc"),
+            ("/", "/"),
+            ("abc/", "abc"),
+            ("abc/def/", "abc/def"),
+            ("/abc/", "/abc"),
+            ("abc//def//ghi", "abc/def/ghi"),
+            ("//abc", "/abc"),
+            ("///abc", "/abc"),
+            ("//abc//", "/abc"),
+            ("abc//", "abc"),
+            ("abc/./def", "abc/def"),
+            ("/./abc/def", "/abc/def"),
+            ("abc/.", "abc"),
+            ("abc/def/ghi/../jkl", "abc/def/jkl"),
+            ("abc/def/../ghi/../jkl", "abc/jkl"),
+            ("abc/def/..", "abc"),
+            ("abc/def/../..", "."),
+            ("/abc/def/../..", "/"),
+            ("abc/def/../../..", ".."),
+            ("/abc/def/../../..", "/"),
+            ("abc/def/../../../ghi/jkl/../../../mno", "../../mno"),
+            ("/../abc", "/abc"),
+            ("abc/./../def", "def"),
+            ("abc//./../def", "def"),
+            ("abc/../../././../def", "../../def"),
+            ("...", "..."),
+            ("a/.../..", "a"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(clean_go(input).0, want, "clean {input:?}");
+        }
+    }
+
+    #[test]
+    fn climbing_paths_are_refused() {
+        for p in [
+            "..",
+            "../x",
+            "a/../../x",
+            "/..",
+            "/../x",
+            "/a/../../x",
+            "a/b/../../..",
+        ] {
+            assert_eq!(clean(p), None, "{p}");
+            assert!(destination(Kind::Parameter, p).is_err(), "{p}");
+            assert!(destination(Kind::Artifact, p).is_err(), "{p}");
+        }
+        assert_eq!(clean("/a/../b").as_deref(), Some("/b"));
+        assert_eq!(clean("a/..").as_deref(), Some("."));
+    }
+
+    #[test]
+    fn destinations() {
+        let d = |k, p| destination(k, p).map(|(c, d)| (c, d.to_string_lossy().into_owned()));
+        let ok = |c: &str, d: &str| Ok((c.to_string(), d.to_string()));
+        assert_eq!(
+            d(Kind::Artifact, "/tmp/a/"),
+            ok("/tmp/a", "artifacts/tmp/a.tgz")
+        );
+        assert_eq!(
+            d(Kind::Artifact, "/tmp/a//"),
+            ok("/tmp/a", "artifacts/tmp/a.tgz")
+        );
+        assert_eq!(d(Kind::Parameter, "tmp/x"), ok("tmp/x", "parameters/tmp/x"));
+        assert_eq!(d(Kind::Parameter, "//tmp//../p"), ok("/p", "parameters/p"));
+        assert_eq!(d(Kind::Parameter, "./p"), ok("p", "parameters/p"));
+        assert_eq!(d(Kind::Artifact, "/"), ok("/", "artifacts/.tgz"));
+        assert_eq!(d(Kind::Artifact, "."), ok(".", "artifacts/..tgz"));
+        assert!(d(Kind::Parameter, "/").is_err());
+        assert!(d(Kind::Parameter, ".").is_err());
+        assert!(d(Kind::Parameter, "").is_err());
+    }
+
+    /// Every path over a small alphabet, up to 8 characters: whatever is accepted lands
+    /// strictly inside its folder of `outputs`. (The fuzz target's property, exhaustively.)
+    #[test]
+    fn destination_never_leaves_outputs() {
+        let alphabet = ['a', '.', '/'];
+        let mut paths = vec![String::new()];
+        let mut start = 0;
+        for _ in 0..8 {
+            let end = paths.len();
+            for i in start..end {
+                for c in alphabet {
+                    let mut p = paths[i].clone();
+                    p.push(c);
+                    paths.push(p);
+                }
+            }
+            start = end;
+        }
+        for p in &paths {
+            for (kind, folder) in [
+                (Kind::Parameter, "parameters"),
+                (Kind::Artifact, "artifacts"),
+            ] {
+                let Ok((cleaned, dest)) = destination(kind, p) else {
+                    continue;
+                };
+                assert!(!cleaned.split('/').any(|c| c == ".."), "{p} -> {cleaned}");
+                let parts: Vec<_> = dest.components().collect();
+                assert!(parts.len() >= 2, "{p} -> {}", dest.display());
+                assert_eq!(parts[0], Component::Normal(folder.as_ref()), "{p}");
+                assert!(
+                    parts.iter().all(|c| matches!(c, Component::Normal(_))),
+                    "{p} -> {}",
+                    dest.display()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn overlap_rule() {
+        let mounts: Vec<VolumeMount> = ["/data/", "/work/in"]
+            .iter()
+            .map(|m| VolumeMount {
+                mount_path: m.to_string(),
+            })
+            .collect();
+        for p in ["/data", "/data/x", "/data/x/y", "/work/in/z"] {
+            assert!(overlapping_mount(p, &mounts).is_some(), "{p}");
+        }
+        let nested: Vec<VolumeMount> = ["/a", "/a/b/", "/a/b/c/d"]
+            .iter()
+            .map(|m| VolumeMount {
+                mount_path: m.to_string(),
+            })
+            .collect();
+        assert_eq!(overlapping_mount("/a/b/c", &nested), Some("/a/b/"));
+        for p in [
+            "/data2",
+            "/data2/x",
+            "/dat",
+            "/work",
+            "/work/input",
+            "data/x",
+            "/",
+        ] {
+            assert!(overlapping_mount(p, &mounts).is_none(), "{p}");
+        }
+        let root = [VolumeMount {
+            mount_path: "/".into(),
+        }];
+        assert!(overlapping_mount("/anything", &root).is_some());
+        assert!(overlapping_mount("relative", &root).is_none());
+    }
+
+    #[test]
+    fn compression_levels() {
+        let level = |archive: serde_json::Value| {
+            let a: Artifact =
+                serde_json::from_value(json!({"path": "/x", "archive": archive})).unwrap();
+            compression_level(&a, "/x")
+        };
+        assert_eq!(level(json!(null)), 6);
+        assert_eq!(level(json!({})), 6);
+        assert_eq!(level(json!({"none": {}})), 1);
+        assert_eq!(level(json!({"zip": {}})), 1);
+        assert_eq!(level(json!({"tar": {}})), 6);
+        assert_eq!(level(json!({"tar": {"compressionLevel": 0}})), 0);
+        assert_eq!(level(json!({"tar": {"compressionLevel": 9}})), 9);
+        assert_eq!(level(json!({"tar": {"compressionLevel": 10}})), 6);
+        assert_eq!(level(json!({"tar": {"compressionLevel": -1}})), 6);
+        assert_eq!(
+            level(json!({"tar": {"compressionLevel": 0}, "none": {}})),
+            1
+        );
+    }
+
+    #[test]
+    fn parameter_is_an_exact_copy() {
+        let base = scratch("param");
+        let root = base.join("root");
+        let mut data: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+        data.extend_from_slice(b"\r\n\0no newline at the end");
+        let src = base.join("out/p.bin");
+        fs::create_dir_all(src.parent().unwrap()).unwrap();
+        fs::write(&src, &data).unwrap();
+        save(&root, &param_tmpl(s(&src), &[])).unwrap();
+        let dst = root
+            .join("outputs/parameters")
+            .join(src.strip_prefix("/").unwrap());
+        assert!(fs::read(&dst).unwrap() == data);
+        assert_eq!(
+            fs::metadata(&dst).unwrap().permissions().mode() & 0o7777,
+            0o644
+        );
+        let dir_mode = fs::metadata(dst.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o7777, 0o755);
+        // Saving again replaces the file.
+        fs::write(&src, "second").unwrap();
+        save(&root, &param_tmpl(s(&src), &[])).unwrap();
+        assert_eq!(fs::read(&dst).unwrap(), b"second");
+        assert_eq!(files_below(&root.join("outputs")).len(), 1);
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn missing_sources_write_nothing() {
+        let base = scratch("missing");
+        let root = base.join("root");
+        let missing = base.join("nope");
+        save(&root, &param_tmpl(s(&missing), &[])).unwrap();
+        save(&root, &artifact_tmpl(s(&missing), &[])).unwrap();
+        // A dangling symlink is missing too.
+        symlink(&missing, base.join("dangling")).unwrap();
+        save(&root, &param_tmpl(s(&base.join("dangling")), &[])).unwrap();
+        assert!(!root.join("outputs").exists());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn folder_or_socket_parameter_is_refused() {
+        let base = scratch("dirparam");
+        let root = base.join("root");
+        let err = save(&root, &param_tmpl(s(&base), &[])).unwrap_err();
+        assert_eq!(err.code, 64);
+        let msg = err.to_string();
+        assert!(msg.contains(s(&base)) && msg.contains("directory"), "{msg}");
+        let sock = base.join("sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let msg = save(&root, &param_tmpl(s(&sock), &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("socket"), "{msg}");
+        assert!(files_below(&root).is_empty());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn outputs_on_a_volume_mount_are_skipped() {
+        let base = scratch("overlap");
+        let root = base.join("root");
+        let data = base.join("data");
+        let data2 = base.join("data2");
+        for d in [&data, &data2] {
+            fs::create_dir_all(d.join("sub")).unwrap();
+            fs::write(d.join("sub/p"), "v").unwrap();
+        }
+        let mount = format!("{}/", s(&data));
+        save(&root, &param_tmpl(s(&data.join("sub/p")), &[&mount])).unwrap();
+        save(&root, &artifact_tmpl(s(&data), &[&mount])).unwrap();
+        save(
+            &root,
+            &artifact_tmpl(&format!("{}/sub/../sub/", s(&data)), &[&mount]),
+        )
+        .unwrap();
+        assert!(!root.join("outputs").exists());
+        // A sibling whose name merely starts with the mount's is saved.
+        save(&root, &param_tmpl(s(&data2.join("sub/p")), &[&mount])).unwrap();
+        let rel = data2.strip_prefix("/").unwrap().join("sub/p");
+        assert_eq!(
+            fs::read(root.join("outputs/parameters").join(rel)).unwrap(),
+            b"v"
+        );
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn escaping_paths_are_refused() {
+        let base = scratch("escape");
+        let root = base.join("root");
+        for p in ["../etc/passwd", "a/../../x", "/../etc/passwd"] {
+            let err = save(&root, &param_tmpl(p, &[])).unwrap_err();
+            assert_eq!(err.code, 64);
+            assert!(err.to_string().contains(p), "{err}");
+            assert!(save(&root, &artifact_tmpl(p, &[])).is_err());
+        }
+        assert!(!root.exists());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn artifact_with_trailing_slash() {
+        let base = scratch("artifact");
+        let root = base.join("root");
+        let art = base.join("art");
+        fs::create_dir(&art).unwrap();
+        fs::write(art.join("f"), "x").unwrap();
+        save(&root, &artifact_tmpl(&format!("{}/", s(&art)), &[])).unwrap();
+        let rel = format!("{}.tgz", s(&art).trim_start_matches('/'));
+        let tgz = root.join("outputs/artifacts").join(rel);
+        let names: Vec<String> = list(&fs::read(&tgz).unwrap())
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(names, ["art", "art/f"]);
+        assert_eq!(
+            fs::metadata(&tgz).unwrap().permissions().mode() & 0o7777,
+            0o644
+        );
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn failures_leave_no_temporary_file() {
+        let base = scratch("fail");
+        let root = base.join("root");
+        // The archive fails once its temporary file exists: a socket cannot be archived.
+        let sock = base.join("sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let err = save(&root, &artifact_tmpl(s(&sock), &[])).unwrap_err();
+        assert!(err.to_string().contains("socket"), "{err}");
+        // Reading fails after the copy started: /proc/self/mem has no page at offset 0.
+        let err = save(&root, &param_tmpl("/proc/self/mem", &[])).unwrap_err();
+        assert_eq!(err.code, 64);
+        assert!(err.to_string().contains("reading /proc/self/mem"), "{err}");
+        assert!(files_below(&root).is_empty(), "{:?}", files_below(&root));
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn planted_symlink_is_not_followed() {
+        let base = scratch("planted");
+        let root = base.join("root");
+        let elsewhere = base.join("elsewhere");
+        fs::create_dir_all(root.join("outputs")).unwrap();
+        fs::create_dir(&elsewhere).unwrap();
+        symlink(&elsewhere, root.join("outputs/parameters")).unwrap();
+        let src = base.join("p");
+        fs::write(&src, "v").unwrap();
+        let err = save(&root, &param_tmpl(s(&src), &[])).unwrap_err();
+        assert!(err.to_string().contains("not a folder"), "{err}");
+        assert!(files_below(&elsewhere).is_empty());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn parameters_then_artifacts_in_order() {
+        let base = scratch("order");
+        let root = base.join("root");
+        fs::write(base.join("p1"), "1").unwrap();
+        let t = template(json!({
+            "outputs": {
+                "parameters": [
+                    {"name": "no-path"},
+                    {"name": "empty", "valueFrom": {"path": ""}},
+                    {"name": "p1", "valueFrom": {"path": s(&base.join("p1"))}},
+                    {"name": "bad", "valueFrom": {"path": s(&base)}}
+                ],
+                "artifacts": [{"name": "a", "path": s(&base.join("p1"))}]
+            }
+        }));
+        // The folder parameter stops the run before any artifact.
+        assert!(save(&root, &t).is_err());
+        assert!(root.join("outputs/parameters").exists());
+        assert!(!root.join("outputs/artifacts").exists());
+        fs::remove_dir_all(&base).unwrap();
+    }
 }

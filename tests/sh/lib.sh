@@ -97,21 +97,21 @@ _case_cleanup() {
 
 # new_tmpdir VAR: a fresh temp directory in VAR, removed when the case ends.
 new_tmpdir() {
-    local d
-    d=$(mktemp -d "${TMPDIR:-/tmp}/argoexec-sh.XXXXXX") || return 1
-    _CASE_DIRS+=("$d")
-    printf -v "$1" '%s' "$d"
+    local _nt_d
+    _nt_d=$(mktemp -d "${TMPDIR:-/tmp}/argoexec-sh.XXXXXX") || return 1
+    _CASE_DIRS+=("$_nt_d")
+    printf -v "$1" '%s' "$_nt_d"
 }
 
 # new_root [VAR]: a fresh root (the /var/run/argo of a run) holding a `{}` template, in VAR
 # (default ROOT); also sets TLOG, a termination log beside it. Removed when the case ends.
 new_root() {
-    local var=${1:-ROOT} base
-    new_tmpdir base || return 1
-    mkdir -p "$base/root" || return 1
-    printf '{}' >"$base/root/template"
-    printf -v "$var" '%s' "$base/root"
-    TLOG="$base/termination-log"
+    local _nr_base
+    new_tmpdir _nr_base || return 1
+    mkdir -p "$_nr_base/root" || return 1
+    printf '{}' >"$_nr_base/root/template"
+    printf -v "${1:-ROOT}" '%s' "$_nr_base/root"
+    TLOG="$_nr_base/termination-log"
 }
 
 # track_pid PID: a background process of ours, killed (SIGKILL) when the case ends.

@@ -88,8 +88,29 @@ case_version_with_only_the_binary() {
     assert_eq "argoexec" "$(cd "$c" && echo *)" "chroot untouched"
 }
 
+# A closed stdout (or stderr) where there is no /dev/null: the step still runs and its files
+# are written. Rust's runtime reopens a closed fd 0-2 on /dev/null before main and aborts when
+# it cannot, so this guards that start-up path.
+case_closed_stdout_without_dev_null() {
+    ulimit -c 0 # an abort must not leave a core file behind
+    have_chroot || skip "chroot not permitted here"
+    [[ -x $BUSYBOX ]] && is_static "$BUSYBOX" || skip "no static busybox at $BUSYBOX"
+    local c rc
+    new_chroot c
+    mkdir -p "$c/bin" "$c/run-argo"
+    cp "$BUSYBOX" "$c/bin/busybox"
+    printf '{}' >"$c/run-argo/template"
+    env -i ARGOEXEC_VAR_RUN_ARGO=/run-argo ARGOEXEC_TERMINATION_LOG=/termination-log ARGO_INCLUDE_SCRIPT_OUTPUT=true \
+        "$TIMEOUT" -s KILL 20 "$CHROOT" "$c" /argoexec emissary -- /bin/busybox sh -c 'echo hi; exit 5' >&- 2>/dev/null
+    rc=$?
+    assert_eq 5 "$rc" "exit code"
+    assert_file_eq "$c/run-argo/ctr/main/exitcode" 5 "exitcode file"
+    assert_file_eq "$c/run-argo/ctr/main/stdout" "hi"$'\n' "captured stdout"
+}
+
 run_case "chroot: emissary with only itself and busybox: exit 5, exitcode 5, stdout 'hi\\n'" case_emissary_in_empty_chroot
 run_case "chroot: 'sh' found on PATH, argv[0] is the resolved path" case_path_lookup_in_chroot
 run_case "chroot: command not found: 64 and exitcode 64" case_not_found_in_chroot
 run_case "chroot: 'argoexec version' with nothing but the binary" case_version_with_only_the_binary
+run_case "chroot: stdout closed and no /dev/null: the step still runs (exit 5)" case_closed_stdout_without_dev_null
 finish

@@ -165,6 +165,20 @@ em_wait() {
     return $r
 }
 
+# with_dead_pipe FD COMMAND...: runs COMMAND with FD (1 or 2) the write end of a pipe whose read
+# end is already closed, so its first write there fails with EPIPE (and raises SIGPIPE).
+# SIGPIPE is reset to its default action first (Python ignores it).
+with_dead_pipe() {
+    /usr/bin/python3 -c '
+import os, signal, sys
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+r, w = os.pipe()
+os.close(r)
+os.dup2(w, int(sys.argv[1]))
+os.close(w)
+os.execvp(sys.argv[2], sys.argv[2:])' "$@"
+}
+
 # now_ms: wall clock in milliseconds.
 now_ms() {
     local t=${EPOCHREALTIME/./}

@@ -43,13 +43,9 @@ case_reader_gone_before_start() {
     new_root
     local d=$ROOT/.. rc
     expected_seq "$d/want"
-    mkfifo "$d/fifo"
-    # Open the pipe for reading and close it again at once, so the emissary's stdout is a pipe
-    # with no reader.
-    ( exec 3<"$d/fifo"; exec 3<&- ) &
-    ARGO_INCLUDE_SCRIPT_OUTPUT=true em -- sh -c 'seq 1 200000; echo to-stderr >&2' >"$d/fifo" 2>"$d/err"
+    ARGO_INCLUDE_SCRIPT_OUTPUT=true with_dead_pipe 1 env ARGOEXEC_VAR_RUN_ARGO="$ROOT" ARGOEXEC_TERMINATION_LOG="$TLOG" \
+        timeout -s KILL 30 "$ARGOEXEC" emissary -- sh -c 'seq 1 200000; echo to-stderr >&2' 2>"$d/err"
     rc=$?
-    wait
     assert_eq 0 "$rc" "emissary exit code"
     assert_file_eq "$ROOT/ctr/main/exitcode" 0 "exitcode file"
     assert_same_bytes "$ROOT/ctr/main/stdout" "$d/want" "ctr/main/stdout vs seq 1 200000"
@@ -87,8 +83,25 @@ case_stdout_closed() {
     assert_contains "$(cat "$d/err")" "to-stderr" "child's stderr on the console"
 }
 
+# stderr is a pipe with no reader: the emissary's own log line ("capturing logs", written by
+# the main thread before the child starts) raises SIGPIPE in the emissary. That SIGPIPE is its
+# own and must not be forwarded: the child (`sleep 0.5`, which would die of it: 141) lives.
+case_own_sigpipe_not_forwarded() {
+    local capture=$1
+    new_root
+    local d=$ROOT/.. rc
+    ARGO_INCLUDE_SCRIPT_OUTPUT=$capture with_dead_pipe 2 env ARGOEXEC_VAR_RUN_ARGO="$ROOT" ARGOEXEC_TERMINATION_LOG="$TLOG" \
+        timeout -s KILL 30 "$ARGOEXEC" emissary --loglevel debug -- sh -c 'sleep 0.5; echo alive' >"$d/out"
+    rc=$?
+    assert_eq 0 "$rc" "emissary exit code"
+    assert_file_eq "$ROOT/ctr/main/exitcode" 0 "exitcode file"
+    assert_file_eq "$d/out" "alive"$'\n' "console stdout"
+}
+
 run_case "epipe: console reader exits after one line: emissary 0, stdout file holds all of seq 1 200000" case_reader_exits_at_once
 run_case "epipe: console pipe has no reader from the start: emissary 0, files complete" case_reader_gone_before_start
 run_case "epipe: stderr closed (2>&-): emissary 0, files complete, no log line in them" case_stderr_closed
 run_case "epipe: stdout closed (>&-): emissary 0, files complete" case_stdout_closed
+run_case "epipe: own SIGPIPE (log to a dead stderr pipe) not forwarded, capture on" case_own_sigpipe_not_forwarded true
+run_case "epipe: own SIGPIPE (log to a dead stderr pipe) not forwarded, capture off" case_own_sigpipe_not_forwarded false
 finish

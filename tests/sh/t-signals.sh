@@ -40,6 +40,9 @@ while True:
 PYEOF
 }
 
+# lines_are N LINE FILE: FILE has exactly N lines equal to LINE.
+lines_are() { [[ $(grep -cx "$2" "$3" 2>/dev/null) == "$1" ]]; }
+
 # SIGTERM reaches the child and a grandchild in its group; the child's own exit code (3) wins.
 case_term_reaches_group() {
     new_root
@@ -94,7 +97,7 @@ case_usr1_forwarded() {
     kill -USR1 "$EM_PID"
     assert_true "child received SIGUSR1" wait_until 3 grep -qx SIGUSR1 "$d/got"
     kill -USR1 "$EM_PID"
-    assert_true "child received a second SIGUSR1" wait_until 3 test "$(grep -cx SIGUSR1 "$d/got")" = 2
+    assert_true "child received a second SIGUSR1" wait_until 3 lines_are 2 SIGUSR1 "$d/got"
     assert_ne "" "$(proc_state "$EM_PID")" "emissary alive"
     kill -TERM "$EM_PID"
     em_wait 10

@@ -114,9 +114,71 @@ case_signal_file_kill() {
     assert_true "signal file deleted" test ! -e "$sigf"
 }
 
+# zombies_of PID: how many zombie children PID has now.
+zombies_of() {
+    local f s n=0 fields
+    for f in /proc/[0-9]*/stat; do
+        { read -r s <"$f"; } 2>/dev/null || continue
+        read -r -a fields <<<"${s##*") "}" # state ppid ...
+        [[ ${fields[0]} == Z && ${fields[1]} == "$1" ]] && n=$((n + 1))
+    done
+    echo "$n"
+}
+
+# Not PID 1 (run directly): the emissary makes itself a child subreaper, so the orphans of its
+# child become its children and must be reaped at once too. Counted from outside at ~1 s.
+case_subreaper_reaps() {
+    new_root
+    local d=$ROOT/.. z
+    em_bg -- sh -c '
+        i=0
+        while [ $i -lt 200 ]; do (sh -c "sleep 0.05" &); i=$((i + 1)); done
+        touch "$0.spawned"
+        sleep 1.5' "$d/mark" >"$d/out" 2>"$d/err"
+    assert_true "orphans spawned" wait_until 10 test -e "$d/mark.spawned" || return
+    sleep 0.5
+    z=$(zombies_of "$EM_PID")
+    assert_eq 0 "$z" "zombie children of the emissary at ~0.5 s after the last orphan started"
+    em_wait 10
+    assert_eq 0 "$EM_RC" "exit code"
+    assert_file_eq "$ROOT/ctr/main/exitcode" 0 "exitcode file"
+}
+
+# Under a peer init (tini, dumb-init) as the container's PID 1, SIGTERM to that init reaches the
+# emissary and through it the child: 143 all the way.
+case_under_peer_init() {
+    local init=$1
+    shift
+    have_pidns || skip "no PID namespaces (unshare -p) here"
+    command -v "$init" >/dev/null || skip "no $init"
+    new_root
+    local d=$ROOT/.. t0 t1 initpid
+    ARGOEXEC_VAR_RUN_ARGO="$ROOT" ARGOEXEC_TERMINATION_LOG="$TLOG" \
+        unshare -m -p -f --mount-proc "$init" "$@" "$ARGOEXEC" emissary -- sleep 30 >"$d/out" 2>"$d/err" &
+    NS_PID=$!
+    track_pid "$NS_PID"
+    assert_true "$init started" wait_until 10 has_children "$NS_PID" || return
+    initpid=$(children "$NS_PID" | head -1)
+    track_pid "$initpid"
+    assert_true "emissary started" wait_until 10 has_children "$initpid" || return
+    EM_PID=$(children "$initpid" | head -1)
+    assert_true "child started" wait_until 10 has_children "$EM_PID" || return
+    sleep 0.1
+    t0=$(now_ms)
+    kill -TERM "$initpid"
+    bg_wait "$NS_PID" 10
+    t1=$(now_ms)
+    assert_eq 143 "$BG_RC" "exit code through $init"
+    assert_file_eq "$ROOT/ctr/main/exitcode" 143 "exitcode file"
+    assert_le $((t1 - t0)) 2000 "ms from SIGTERM to exit"
+}
+
 run_case "pid1 (a): 200 orphans reaped at once, no zombie seen from inside" case_orphans_reaped
 run_case "pid1 (b): SIGTERM from outside reaches 'sleep 30': 143" case_term_from_outside 143 sleep 30
 run_case "pid1 (b): SIGTERM from outside reaches a trapping shell: 7" case_term_from_outside 7 sh -c 'trap "exit 7" TERM; while :; do sleep 0.05; done'
 run_case "pid1 (c): 'argoexec kill 15 1' inside the namespace stops the step: 143" case_kill_subcommand_inside
 run_case "pid1 (d): child ignores TERM; '9' in ctr/main/signal: 137 within 2 s" case_signal_file_kill
+run_case "not pid1: as a child subreaper it reaps the 200 orphans too" case_subreaper_reaps
+run_case "under tini as PID 1: SIGTERM to tini ends the step with 143" case_under_peer_init tini --
+run_case "under dumb-init as PID 1: SIGTERM to dumb-init ends the step with 143" case_under_peer_init dumb-init
 finish

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Test dependencies, installed only when missing. Source this file, then call ensure_test_deps.
+#
+# Debian packages the shell tests use:
+#   busybox-static  a static shell for the chroot test
+#   tini, dumb-init peers, for comparison runs
+#   python3         JSON checks of the log format
+#   util-linux      unshare, nsenter, mount
+#   procps          ps
+#   coreutils       timeout, stat, sha256sum, ...
+# and the Rust target of the static binary.
+
+TEST_DEBIAN_PACKAGES=(busybox-static tini dumb-init python3 util-linux procps coreutils)
+
+_deps_apt_updated=0
+
+# Prints the packages of "$@" that dpkg does not report as installed.
+_deps_missing_packages() {
+    local p status
+    for p in "$@"; do
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        case $status in
+            *"install ok installed"*) ;;
+            *) printf '%s\n' "$p" ;;
+        esac
+    done
+}
+
+ensure_test_deps() {
+    local missing=()
+    if command -v dpkg-query >/dev/null 2>&1; then
+        mapfile -t missing < <(_deps_missing_packages "${TEST_DEBIAN_PACKAGES[@]}")
+    fi
+    if ((${#missing[@]})); then
+        echo "installing test dependencies: ${missing[*]}" >&2
+        if ((!_deps_apt_updated)); then
+            apt-get update -qq || return 1
+            _deps_apt_updated=1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" || return 1
+    fi
+    if command -v rustup >/dev/null 2>&1 &&
+        ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+        rustup target add x86_64-unknown-linux-musl || return 1
+    fi
+    return 0
+}

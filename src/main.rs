@@ -2,6 +2,12 @@
 //!
 //! `main` takes over the signals before anything else (SPEC section 3 step 1), then hands the
 //! command line to the subcommand it names.
+//!
+//! The C `main` is ours (`no_main`): std's start-up would reopen closed fds 0-2 on `/dev/null`
+//! and abort when an image has no `/dev/null`, before we could block a single signal. We do
+//! that repair ourselves, after the signals, and never abort over it.
+
+#![no_main]
 
 mod archive;
 mod args;
@@ -32,7 +38,8 @@ use cli::Command;
 use config::Config;
 use error::Error;
 
-fn main() {
+#[no_mangle]
+pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // Step 1: before any thread exists, so every thread inherits the mask.
     let mask = match signals::block_all() {
         Ok(m) => m,
@@ -41,7 +48,9 @@ fn main() {
             std::process::exit(error::EXIT_FAILURE);
         }
     };
-    let argv: Vec<OsString> = std::env::args_os().collect();
+    fill_standard_fds();
+    // SAFETY: argc and argv are what the C runtime passed to main: argc valid C strings.
+    let argv = unsafe { args_from_c(argc, argv) };
     let cfg = Config::from_env();
     let code = match cli::parse(argv.iter().skip(1).cloned().collect()) {
         Ok(Command::Emissary(logging, user_argv)) => {
@@ -69,6 +78,43 @@ fn main() {
         Err(e) => report(Err(e)),
     };
     std::process::exit(code);
+}
+
+/// Builds the argument vector from C's `argv`.
+///
+/// # Safety
+/// `argv` must hold `argc` valid NUL-terminated strings.
+unsafe fn args_from_c(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    (0..argc.max(0) as usize)
+        .map(|i| {
+            // SAFETY: i < argc, and each entry is a valid C string (caller's contract).
+            let s = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+            std::ffi::OsStr::from_bytes(s.to_bytes()).to_os_string()
+        })
+        .collect()
+}
+
+/// Gives each closed fd among 0, 1 and 2 a harmless file, so that no file we open later takes
+/// its number and receives what is meant for the console. `/dev/null` when the image has one,
+/// otherwise an `O_PATH` descriptor of `/`, on which reads and writes simply fail.
+fn fill_standard_fds() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1 {
+            continue;
+        }
+        // SAFETY: open with constant NUL-terminated paths; the lowest free fd is `fd`, since
+        // the lower ones are open by now.
+        let filled = unsafe {
+            libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) >= 0
+                || libc::open(c"/".as_ptr(), libc::O_PATH) >= 0
+        };
+        if !filled {
+            // Nothing left to try; the run goes on with the fd closed.
+            return;
+        }
+    }
 }
 
 /// `argoexec 0.1.0 x86_64-unknown-linux-musl commit 0123abcd`.

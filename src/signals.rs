@@ -54,6 +54,39 @@ pub fn set_mask(set: &SigSet) -> io::Result<()> {
     }
 }
 
+/// Sets every signal's action to the default, in the child between fork and exec, so that an
+/// ignored disposition the emissary inherited (`nohup`, a runtime's own) does not reach the
+/// user command. The raw system call reaches the signals libc reserves for itself too.
+/// Async-signal-safe; failures (SIGKILL, SIGSTOP) are expected and harmless.
+pub fn reset_dispositions() {
+    // The kernel's `struct sigaction`: handler, flags, restorer, mask.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        // SAFETY: a valid kernel sigaction and the kernel's sigset size; no old action wanted.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+}
+
 /// One received signal, with who sent it.
 #[derive(Clone, Copy, Debug)]
 pub struct Received {

@@ -1,8 +1,8 @@
 //! Starting the user command: own process group, the original signal mask, fds as planned.
 //!
-//! std's `Command` does the fork, the fds and the process group; `pre_exec` gives the child
-//! back the signal mask the emissary started with (std keeps the parent's blocked set
-//! otherwise) and then calls `execve` itself with the resolved path as argv[0]. Calling it
+//! std's `Command` does the fork, the fds and the process group; `pre_exec` resets every
+//! signal to its default action, gives the child back the signal mask the emissary started
+//! with (std keeps the parent's blocked set otherwise) and then calls `execve` itself with the resolved path as argv[0]. Calling it
 //! ourselves matters: std's `execvp` would run a file without a `#!` line through `/bin/sh`
 //! on ENOEXEC (glibc does), where upstream reports "exec format error". std resets SIGPIPE to
 //! its default in the child before `pre_exec` runs. The `Child` handle is dropped without
@@ -36,10 +36,12 @@ pub fn start(path: &Path, args: &[OsString], mask: SigSet, output: Output) -> Re
         cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
     }
     let exec = Exec::new(path, args)?;
-    // SAFETY: between fork and exec the closure only calls pthread_sigmask and execve, both
+    // SAFETY: between fork and exec the closure only calls rt_sigaction, pthread_sigmask and
+    // execve, all
     // async-signal-safe, on memory prepared before the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            signals::reset_dispositions();
             signals::set_mask(&mask)?;
             exec.exec();
             Err(io::Error::last_os_error())

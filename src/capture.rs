@@ -152,11 +152,7 @@ impl Stream {
     fn run(mut self, stop: i32) -> Option<String> {
         let mut buf = vec![0u8; CHUNK];
         let src = self.src.as_raw_fd();
-        loop {
-            let revents = match signals::poll(&[src, stop], -1) {
-                Ok(r) => r,
-                Err(_) => break,
-            };
+        while let Ok(revents) = signals::poll(&[src, stop], -1) {
             if revents[0] != 0 {
                 match read(src, &mut buf) {
                     Ok(0) => return self.incomplete,

@@ -21,7 +21,7 @@ pub enum Command {
     Version,
     Help,
     /// Any other subcommand: handed to the upstream binary with the same argv.
-    Delegate(String),
+    Delegate,
 }
 
 #[derive(Clone, Copy)]
@@ -75,14 +75,12 @@ fn usage_error(msg: impl Into<String>) -> Error {
 
 pub fn parse(args: Vec<OsString>) -> Result<Command> {
     let mut p = lexopt::Parser::from_args(args);
-    let sub = loop {
-        match p.next().map_err(|e| usage_error(e.to_string()))? {
-            Some(Value(v)) => break v.to_string_lossy().into_owned(),
-            Some(Long("help")) | Some(Short('h')) => return Ok(Command::Help),
-            Some(Long("version")) => return Ok(Command::Version),
-            Some(arg) => return Err(usage_error(arg.unexpected().to_string())),
-            None => return Ok(Command::Help),
-        }
+    let sub = match p.next().map_err(|e| usage_error(e.to_string()))? {
+        Some(Value(v)) => v.to_string_lossy().into_owned(),
+        Some(Long("help")) | Some(Short('h')) => return Ok(Command::Help),
+        Some(Long("version")) => return Ok(Command::Version),
+        Some(arg) => return Err(usage_error(arg.unexpected().to_string())),
+        None => return Ok(Command::Help),
     };
     match sub.as_str() {
         "emissary" => {
@@ -107,7 +105,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         }
         "version" => Ok(Command::Version),
         "help" => Ok(Command::Help),
-        other => Ok(Command::Delegate(other.to_string())),
+        _ => Ok(Command::Delegate),
     }
 }
 
@@ -220,10 +218,7 @@ mod tests {
         assert!(parse(args(&["emissary", "--bogus", "--", "true"])).is_err());
         assert!(parse(args(&["emissary", "--log-format", "xml", "--", "true"])).is_err());
         assert!(parse(args(&["kill", "15"])).is_err());
-        assert!(matches!(
-            parse(args(&["wait"])).unwrap(),
-            Command::Delegate(_)
-        ));
+        assert!(matches!(parse(args(&["wait"])).unwrap(), Command::Delegate));
         assert!(matches!(
             parse(args(&["kill", "15", "1"])).unwrap(),
             Command::Kill(..)

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::deps;
 use crate::error::{Error, Result};
 use crate::fsx;
+use crate::initless;
 use crate::log;
 use crate::lookup::{self, LookupError};
 use crate::outputs;
@@ -44,6 +45,11 @@ fn steps(cfg: &Config, mask: SigSet, sup: &mut Supervisor, mut argv: Vec<OsStrin
         args::offload_large(&mut argv, Path::new(OFFLOAD_DIR))?;
     }
 
+    // Init-less pods: the supervisor must be ready before the template is read (SPEC 7).
+    if cfg.wait_for_ready {
+        initless::wait_ready(sup, &cfg.root)?;
+    }
+
     // 4. The template.
     let raw = template::read(
         &cfg.root,
@@ -51,6 +57,9 @@ fn steps(cfg: &Config, mask: SigSet, sup: &mut Supervisor, mut argv: Vec<OsStrin
         Path::new(crate::config::OFFLOADED_TEMPLATE),
     )?;
     let tmpl = Template::parse(&raw)?;
+    if cfg.wait_for_ready && cfg.container == "main" {
+        initless::stage_inputs(&tmpl, Path::new(initless::INPUTS_DIR))?;
+    }
 
     // 5. ContainerSet dependencies.
     deps::wait(sup, cfg, &tmpl)?;

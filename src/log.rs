@@ -53,9 +53,6 @@ pub fn info(msg: &str, fields: &[(&str, &str)]) {
 pub fn warn(msg: &str, fields: &[(&str, &str)]) {
     emit(Level::Warn, msg, fields)
 }
-pub fn error(msg: &str, fields: &[(&str, &str)]) {
-    emit(Level::Error, msg, fields)
-}
 
 pub fn enabled(level: Level) -> bool {
     level as u8 >= LEVEL.load(Ordering::Relaxed)

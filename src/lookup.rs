@@ -76,10 +76,14 @@ mod tests {
             resolve(OsStr::new("no-such-cmd-xyz"), Some(OsStr::new("/bin"))),
             Err(LookupError::NotFound)
         );
+        let plain = std::env::temp_dir().join(format!("lookup-plain-{}", std::process::id()));
+        std::fs::write(&plain, "x").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(
-            resolve(OsStr::new("/etc/hostname"), None),
-            Err(LookupError::NotExecutable("/etc/hostname".into()))
+            resolve(plain.as_os_str(), None),
+            Err(LookupError::NotExecutable(plain.clone()))
         );
+        std::fs::remove_file(&plain).unwrap();
         assert_eq!(
             resolve(OsStr::new("/"), None),
             Err(LookupError::NotExecutable("/".into()))

@@ -7,7 +7,8 @@
 //! and abort when an image has no `/dev/null`, before we could block a single signal. We do
 //! that repair ourselves, after the signals, and never abort over it.
 
-#![no_main]
+// Unit tests keep std's own `main`: it is the test harness.
+#![cfg_attr(not(test), no_main)]
 
 mod archive;
 mod args;
@@ -19,10 +20,12 @@ mod emissary;
 mod error;
 mod fsx;
 mod init;
+mod initless;
 mod kill;
 mod log;
 mod lookup;
 mod outputs;
+mod paths;
 mod pause;
 mod retry;
 mod signalfile;
@@ -38,8 +41,9 @@ use cli::Command;
 use config::Config;
 use error::Error;
 
+#[cfg(not(test))]
 #[no_mangle]
-pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // Step 1: before any thread exists, so every thread inherits the mask.
     let mask = match signals::block_all() {
         Ok(m) => m,
@@ -51,6 +55,13 @@ pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> l
     fill_standard_fds();
     // SAFETY: argc and argv are what the C runtime passed to main: argc valid C strings.
     let argv = unsafe { args_from_c(argc, argv) };
+    std::process::exit(dispatch(&argv, mask));
+}
+
+/// Runs the subcommand `argv` names; returns the process exit code.
+// Unit-test builds have no C `main` to call this.
+#[cfg_attr(test, allow(dead_code))]
+fn dispatch(argv: &[OsString], mask: signals::SigSet) -> i32 {
     let cfg = Config::from_env();
     let code = match cli::parse(argv.iter().skip(1).cloned().collect()) {
         Ok(Command::Emissary(logging, user_argv)) => {
@@ -61,7 +72,7 @@ pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> l
         Ok(Command::Init(logging)) => {
             log::configure(logging.level, logging.json);
             match &cfg.upstream {
-                Some(_) => delegate(&cfg, &argv, mask),
+                Some(_) => delegate(&cfg, argv, mask),
                 None => report(init::run(&cfg)),
             }
         }
@@ -73,14 +84,15 @@ pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> l
             print!("{}", cli::USAGE);
             0
         }
-        Ok(Command::Delegate(_)) => delegate(&cfg, &argv, mask),
+        Ok(Command::Delegate) => delegate(&cfg, argv, mask),
         Err(e) if argv.get(1).is_some_and(|a| a == "emissary") => emissary::usage_failure(&cfg, e),
         Err(e) => report(Err(e)),
     };
-    std::process::exit(code);
+    code
 }
 
 /// Builds the argument vector from C's `argv`.
+#[cfg_attr(test, allow(dead_code))]
 ///
 /// # Safety
 /// `argv` must hold `argc` valid NUL-terminated strings.
@@ -95,6 +107,7 @@ unsafe fn args_from_c(argc: libc::c_int, argv: *const *const libc::c_char) -> Ve
         .collect()
 }
 
+#[cfg_attr(test, allow(dead_code))]
 /// Gives each closed fd among 0, 1 and 2 a harmless file, so that no file we open later takes
 /// its number and receives what is meant for the console. `/dev/null` when the image has one,
 /// otherwise an `O_PATH` descriptor of `/`, on which reads and writes simply fail.

@@ -19,6 +19,7 @@ use crate::archive::{self, annotate};
 use crate::error::{Error, Result};
 use crate::fsx::{self, AtomicFile};
 use crate::log;
+use crate::paths::{clean, clean_go, is_within};
 use crate::template::{Artifact, Template, VolumeMount};
 
 /// Mode of each saved file; see the module comment.
@@ -224,50 +225,6 @@ pub fn compression_level(a: &Artifact, path: &str) -> u8 {
     }
 }
 
-/// Lexically cleans `path` as Go's `filepath.Clean` does, and also says whether a `..` tried to
-/// climb above the start: Go keeps such a `..` in a relative path and drops it after `/`.
-fn clean_go(path: &str) -> (String, bool) {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    let mut climbed = false;
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => match parts.last() {
-                Some(&p) if p != ".." => {
-                    parts.pop();
-                }
-                _ => {
-                    climbed = true;
-                    if !rooted {
-                        parts.push("..");
-                    }
-                }
-            },
-            _ => parts.push(part),
-        }
-    }
-    let body = parts.join("/");
-    let cleaned = if rooted {
-        format!("/{body}")
-    } else if body.is_empty() {
-        ".".to_string()
-    } else {
-        body
-    };
-    (cleaned, climbed)
-}
-
-/// `path` cleaned as Go's `filepath.Clean`, or `None` when a `..` would climb above its start:
-/// `../x`, `a/../../x`, and also `/../x` (which Go would quietly turn into `/x`): such a path
-/// is not what its author meant, so it is refused rather than guessed at.
-pub fn clean(path: &str) -> Option<String> {
-    match clean_go(path) {
-        (cleaned, false) => Some(cleaned),
-        (_, true) => None,
-    }
-}
-
 /// The cleaned source path, and the destination relative to `ROOT/outputs`:
 /// `parameters/<p>` or `artifacts/<p>.tgz`, where `<p>` is the cleaned path without its
 /// leading `/` (absolute and relative paths land alike, as with Go's `filepath.Join`).
@@ -297,17 +254,6 @@ fn overlapping_mount<'m>(path: &str, mounts: &'m [VolumeMount]) -> Option<&'m st
         .map(|m| m.mount_path.as_str())
         .filter(|m| is_within(&clean_go(m).0, path))
         .max_by_key(|m| m.len())
-}
-
-fn is_within(mount: &str, path: &str) -> bool {
-    if mount.starts_with('/') != path.starts_with('/') {
-        return false;
-    }
-    if path == mount || mount == "/" || mount == "." {
-        return true;
-    }
-    path.strip_prefix(mount)
-        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Creates `ROOT/outputs/...` down to the parent of `rel`, folder by folder (0755), and checks
@@ -399,50 +345,6 @@ mod tests {
 
     fn s(p: &Path) -> &str {
         p.to_str().unwrap()
-    }
-
-    #[test]
-    fn clean_matches_go() {
-        // From Go's path/filepath clean tests.
-        let cases = [
-            ("", "."),
-            ("abc", "abc"),
-            ("abc/def", "abc/def"),
-            (".", "."),
-            ("..", ".."),
-            ("../..", "../.."),
-            ("../../abc", "../../abc"),
-            ("/abc", "/abc"),
-            ("/", "/"),
-            ("abc/", "abc"),
-            ("abc/def/", "abc/def"),
-            ("/abc/", "/abc"),
-            ("abc//def//ghi", "abc/def/ghi"),
-            ("//abc", "/abc"),
-            ("///abc", "/abc"),
-            ("//abc//", "/abc"),
-            ("abc//", "abc"),
-            ("abc/./def", "abc/def"),
-            ("/./abc/def", "/abc/def"),
-            ("abc/.", "abc"),
-            ("abc/def/ghi/../jkl", "abc/def/jkl"),
-            ("abc/def/../ghi/../jkl", "abc/jkl"),
-            ("abc/def/..", "abc"),
-            ("abc/def/../..", "."),
-            ("/abc/def/../..", "/"),
-            ("abc/def/../../..", ".."),
-            ("/abc/def/../../..", "/"),
-            ("abc/def/../../../ghi/jkl/../../../mno", "../../mno"),
-            ("/../abc", "/abc"),
-            ("abc/./../def", "def"),
-            ("abc//./../def", "def"),
-            ("abc/../../././../def", "../../def"),
-            ("...", "..."),
-            ("a/.../..", "a"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(clean_go(input).0, want, "clean {input:?}");
-        }
     }
 
     #[test]

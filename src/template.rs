@@ -49,8 +49,6 @@ pub struct Outputs {
 #[serde(rename_all = "camelCase")]
 pub struct Parameter {
     #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
     pub value_from: Option<ValueFrom>,
 }
 

@@ -85,8 +85,16 @@ fn upstream_retry_container_set() {
             stderr(&o).matches("capturing logs").count(),
             retries as usize
         );
-        let expected = if retries == 1 { "missing\n" } else { "missing\nexists\n" };
-        assert_eq!(r.read("ctr/main/stdout"), expected, "appended across attempts");
+        let expected = if retries == 1 {
+            "missing\n"
+        } else {
+            "missing\nexists\n"
+        };
+        assert_eq!(
+            r.read("ctr/main/stdout"),
+            expected,
+            "appended across attempts"
+        );
     }
 }
 
@@ -235,8 +243,16 @@ fn log_lines_never_in_capture_files() {
 fn json_and_level() {
     let r = Root::new();
     let mut c = r.cmd();
-    c.args(["emissary", "--loglevel", "info", "--log-format", "json", "--", "true"])
-        .env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true");
+    c.args([
+        "emissary",
+        "--loglevel",
+        "info",
+        "--log-format",
+        "json",
+        "--",
+        "true",
+    ])
+    .env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true");
     let o = run(c);
     let line = stderr(&o)
         .lines()
@@ -256,11 +272,15 @@ fn json_and_level() {
     assert!(!stderr(&o).contains("capturing logs"));
 
     let mut c = r.cmd();
-    c.args(["emissary", "--", "true"]).env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true");
+    c.args(["emissary", "--", "true"])
+        .env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true");
     let o = run(c);
     let line = stderr(&o);
     assert!(line.starts_with("time=\""), "{line}");
-    assert!(line.contains(" level=info msg=\"capturing logs\" argo=true"), "{line}");
+    assert!(
+        line.contains(" level=info msg=\"capturing logs\" argo=true"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -268,8 +288,19 @@ fn upstream_flags_accepted() {
     let r = Root::new();
     let mut c = r.cmd();
     c.args([
-        "emissary", "--loglevel", "info", "--log-format", "text", "--gloglevel", "0",
-        "--kubeconfig", "/nonexistent", "--", "sh", "-c", "exit 2",
+        "emissary",
+        "--loglevel",
+        "info",
+        "--log-format",
+        "text",
+        "--gloglevel",
+        "0",
+        "--kubeconfig",
+        "/nonexistent",
+        "--",
+        "sh",
+        "-c",
+        "exit 2",
     ]);
     assert_eq!(code(&run(c)), 2);
 }
@@ -286,7 +317,9 @@ fn command_not_found() {
     assert!(e.contains("executable file not found in $PATH"), "{e}");
     assert!(e.contains("hello-tmpl") && e.contains("main"), "{e}");
     assert!(!e.contains("capturing logs"), "never attempted");
-    assert!(r.read("termination-log").contains("executable file not found"));
+    assert!(r
+        .read("termination-log")
+        .contains("executable file not found"));
 }
 
 #[test]
@@ -296,7 +329,11 @@ fn not_executable_and_bad_format_are_distinct() {
     std::fs::write(&plain, "not a program\n").unwrap();
     let o = run(r.emissary(&[plain.to_str().unwrap()]));
     assert_eq!(code(&o), 64);
-    assert!(stderr(&o).contains("not an executable file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not an executable file"),
+        "{}",
+        stderr(&o)
+    );
 
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -311,11 +348,22 @@ fn argv0_is_resolved_path_and_args_verbatim() {
     let r = Root::new();
     let o = r.sh("printf '%s|' \"$0\" \"$@\"; printf '%s' \"$1\" > /dev/null");
     assert_eq!(code(&o), 0);
-    let mut c = r.emissary(&["sh", "-c", "printf '%s|' \"$0\" \"$@\"", "a b", "*", "$HOME", ""]);
+    let mut c = r.emissary(&[
+        "sh",
+        "-c",
+        "printf '%s|' \"$0\" \"$@\"",
+        "a b",
+        "*",
+        "$HOME",
+        "",
+    ]);
     c.env("PATH", "/usr/bin:/bin");
     let o = run(c);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(out == "a b|*|$HOME||" || out.ends_with("|*|$HOME||"), "{out}");
+    assert!(
+        out == "a b|*|$HOME||" || out.ends_with("|*|$HOME||"),
+        "{out}"
+    );
     // argv[0] of the child is the resolved path.
     let o = run(r.emissary(&["sh", "-c", "cat /proc/$$/cmdline | tr '\\0' ' '"]));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -373,7 +421,10 @@ fn usage_errors_write_exitcode() {
 fn termination_log_unwritable_is_ignored() {
     let r = Root::new();
     let mut c = r.emissary(&["no-such-command-xyz"]);
-    c.env("ARGOEXEC_TERMINATION_LOG", "/nonexistent/dir/termination-log");
+    c.env(
+        "ARGOEXEC_TERMINATION_LOG",
+        "/nonexistent/dir/termination-log",
+    );
     let o = run(c);
     assert_eq!(code(&o), 64);
     assert_eq!(r.exitcode("main"), "64");
@@ -435,7 +486,10 @@ fn signal_file_that_is_a_directory_is_ignored() {
     std::fs::create_dir_all(r.path("ctr/main/signal")).unwrap();
     let o = r.sh("sleep 0.2; exit 5");
     assert_eq!(code(&o), 5);
-    assert!(stderr(&o).matches("ignoring signal file").count() == 1, "logged once");
+    assert!(
+        stderr(&o).matches("ignoring signal file").count() == 1,
+        "logged once"
+    );
 }
 
 #[test]
@@ -444,7 +498,10 @@ fn signal_file_kill_after_term_ignored() {
     let ready = r.path("ready");
     let child = spawn_emissary(
         &r,
-        &format!("trap '' TERM; touch {}; while :; do sleep 0.05; done", ready.display()),
+        &format!(
+            "trap '' TERM; touch {}; while :; do sleep 0.05; done",
+            ready.display()
+        ),
     );
     wait_file(&r, "ready");
     r.write("ctr/main/signal", "15");
@@ -488,7 +545,11 @@ fn emissary_survives_abrt_sys_trap_and_forwards_them() {
         wait_file(&r, "ready");
         kill(child.id(), sig);
         let o = child.wait_with_output().unwrap();
-        assert_eq!(code(&o), 128 + sig, "signal {sig}: the child died of it, we did not");
+        assert_eq!(
+            code(&o),
+            128 + sig,
+            "signal {sig}: the child died of it, we did not"
+        );
         assert_eq!(r.exitcode("main"), (128 + sig).to_string());
     }
 }
@@ -521,12 +582,22 @@ fn tstp_is_forwarded_and_never_stops_the_emissary() {
         std::thread::sleep(Duration::from_millis(150));
     }
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
-    let state = stat.rsplit(')').next().unwrap().split_whitespace().next().unwrap().to_string();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     assert_ne!(state, "T", "the emissary stopped itself");
     kill(child.id(), libc::SIGTTOU);
     let o = child.wait_with_output().unwrap();
     assert_eq!(code(&o), 9, "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(&got).unwrap(), "SIGTSTP\nSIGTTIN\nSIGTTOU\n");
+    assert_eq!(
+        std::fs::read_to_string(&got).unwrap(),
+        "SIGTSTP\nSIGTTIN\nSIGTTOU\n"
+    );
 }
 
 #[test]
@@ -559,14 +630,21 @@ fn exit_is_prompt_with_background_processes_without_capture() {
     let start = Instant::now();
     let status = c.status().unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 // ---- other subcommands ----
 
 #[test]
 fn kill_subcommand() {
-    let mut sleeper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     let r = Root::new();
     let mut c = r.cmd();
     c.args(["kill", "TERM", &sleeper.id().to_string()]);
@@ -579,7 +657,12 @@ fn kill_subcommand() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(sleeper.wait().unwrap().signal(), Some(libc::SIGTERM));
 
-    for bad in [vec!["kill", "15"], vec!["kill", "NOPE", "1"], vec!["kill", "15", "x"], vec!["kill", "15", "999999999"]] {
+    for bad in [
+        vec!["kill", "15"],
+        vec!["kill", "NOPE", "1"],
+        vec!["kill", "15", "x"],
+        vec!["kill", "15", "999999999"],
+    ] {
         let mut c = r.cmd();
         c.args(&bad);
         let o = run(c);
@@ -617,7 +700,8 @@ fn other_subcommands_are_delegated() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut c = r.cmd();
-    c.args(["resource", "create", "--x", "y"]).env("ARGOEXEC_UPSTREAM", &script);
+    c.args(["resource", "create", "--x", "y"])
+        .env("ARGOEXEC_UPSTREAM", &script);
     let o = run(c);
     assert_eq!(code(&o), 3);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();

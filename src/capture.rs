@@ -33,6 +33,8 @@ pub struct Capture {
     threads: Vec<JoinHandle<Option<String>>>,
     done: OwnedFd,
     stop: Option<OwnedFd>,
+    /// The pty master, when the child is on a terminal: its size follows ours.
+    tty: Option<OwnedFd>,
 }
 
 /// The write ends the child gets as fd 1 and fd 2.
@@ -41,39 +43,67 @@ pub struct ChildEnds {
     pub stderr: OwnedFd,
 }
 
-/// Opens the capture files in `dir` and starts the two copy threads.
-pub fn start(dir: &Path) -> Result<(Capture, ChildEnds)> {
-    let stdout_path = dir.join("stdout");
-    let combined_path = dir.join("combined");
-    let stdout_file = fsx::open_append(&stdout_path, 0o666)
-        .map_err(|e| Error::io("failed to open", stdout_path.display(), e))?;
-    let combined = fsx::open_append(&combined_path, 0o666)
-        .map_err(|e| Error::io("failed to open", combined_path.display(), e))?;
-    let combined2 = combined
-        .try_clone()
-        .map_err(|e| Error::io("failed to open", combined_path.display(), e))?;
+/// A capture file and its name for messages.
+type Sink = (File, String);
 
-    let pipe_err = |e| Error::new(format!("failed to create capture pipes: {e}"));
-    let (out_r, out_w) = pipe().map_err(pipe_err)?;
-    let (err_r, err_w) = pipe().map_err(pipe_err)?;
-    let (done_r, done_w) = pipe().map_err(pipe_err)?;
-    let (stop_r, stop_w) = pipe().map_err(pipe_err)?;
-    for fd in [&out_r, &err_r] {
-        // SAFETY: fd is an open pipe; F_SETPIPE_SZ only resizes its buffer.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+/// Opens `stdout` and `combined` in `dir` for appending, mode 0666.
+fn open_files(dir: &Path) -> Result<(Sink, Sink)> {
+    let open = |name: &str| {
+        let path = dir.join(name);
+        fsx::open_append(&path, 0o666)
+            .map(|f| (f, path.display().to_string()))
+            .map_err(|e| Error::io("failed to open", path.display(), e))
+    };
+    Ok((open("stdout")?, open("combined")?))
+}
+
+fn clone_sink(s: &Sink) -> Result<Sink> {
+    let f =
+        s.0.try_clone()
+            .map_err(|e| Error::new(format!("failed to open {}: {e}", s.1)))?;
+    Ok((f, s.1.clone()))
+}
+
+fn pipe_or_fail() -> Result<(OwnedFd, OwnedFd)> {
+    pipe().map_err(|e| Error::new(format!("failed to create capture pipes: {e}")))
+}
+
+/// Starts the copy threads: each output stream holds a copy of the `done` pipe's write end
+/// until it ends, and all of them watch the `stop` pipe.
+struct Threads {
+    done_w: OwnedFd,
+    done_r: OwnedFd,
+    stop_r: Arc<OwnedFd>,
+    stop_w: OwnedFd,
+    threads: Vec<JoinHandle<Option<String>>>,
+}
+
+impl Threads {
+    fn new() -> Result<Threads> {
+        let (done_r, done_w) = pipe_or_fail()?;
+        let (stop_r, stop_w) = pipe_or_fail()?;
+        Ok(Threads {
+            done_w,
+            done_r,
+            stop_r: Arc::new(stop_r),
+            stop_w,
+            threads: Vec::new(),
+        })
     }
-    let stop_r = Arc::new(stop_r);
 
-    let spawn = |name: &str, src: OwnedFd, console: i32, files: Vec<(File, String)>| {
-        let done = done_w.try_clone();
-        let stop = Arc::clone(&stop_r);
-        let stream = Stream {
-            src,
-            console: Some(console),
-            files,
-            incomplete: None,
+    /// Starts `stream`; `output` streams count towards `done`, the tty's input pump does not.
+    fn add(&mut self, name: &str, stream: Stream, output: bool) -> Result<()> {
+        let done = if output {
+            Some(
+                self.done_w
+                    .try_clone()
+                    .map_err(|e| Error::new(format!("failed to start capture: {e}")))?,
+            )
+        } else {
+            None
         };
-        std::thread::Builder::new()
+        let stop = Arc::clone(&self.stop_r);
+        let t = std::thread::Builder::new()
             .name(name.into())
             .stack_size(64 * 1024)
             .spawn(move || {
@@ -81,30 +111,43 @@ pub fn start(dir: &Path) -> Result<(Capture, ChildEnds)> {
                 drop(done);
                 r
             })
-            .map_err(|e| Error::new(format!("failed to start capture thread: {e}")))
-    };
-    let t1 = spawn(
-        "stdout",
-        out_r,
-        1,
-        vec![
-            (stdout_file, stdout_path.display().to_string()),
-            (combined, combined_path.display().to_string()),
-        ],
-    )?;
-    let t2 = spawn(
-        "stderr",
-        err_r,
-        2,
-        vec![(combined2, combined_path.display().to_string())],
-    )?;
-    drop(done_w);
-    Ok((
+            .map_err(|e| Error::new(format!("failed to start capture thread: {e}")))?;
+        self.threads.push(t);
+        Ok(())
+    }
+
+    fn into_capture(self) -> Capture {
+        // Our own copy of `done`'s write end goes, so EOF means every output stream ended.
+        drop(self.done_w);
         Capture {
-            threads: vec![t1, t2],
-            done: done_r,
-            stop: Some(stop_w),
-        },
+            threads: self.threads,
+            done: self.done_r,
+            stop: Some(self.stop_w),
+            tty: None,
+        }
+    }
+}
+
+/// Opens the capture files in `dir` and starts the two copy threads over two new pipes.
+pub fn start(dir: &Path) -> Result<(Capture, ChildEnds)> {
+    let (stdout_file, combined) = open_files(dir)?;
+    let combined2 = clone_sink(&combined)?;
+    let (out_r, out_w) = pipe_or_fail()?;
+    let (err_r, err_w) = pipe_or_fail()?;
+    for fd in [&out_r, &err_r] {
+        // SAFETY: fd is an open pipe; F_SETPIPE_SZ only resizes its buffer, and a refused
+        // size leaves the default, which works too.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+    }
+    let mut t = Threads::new()?;
+    t.add(
+        "stdout",
+        Stream::new(out_r, 1, vec![stdout_file, combined]),
+        true,
+    )?;
+    t.add("stderr", Stream::new(err_r, 2, vec![combined2]), true)?;
+    Ok((
+        t.into_capture(),
         ChildEnds {
             stdout: out_w,
             stderr: err_w,
@@ -112,7 +155,58 @@ pub fn start(dir: &Path) -> Result<(Capture, ChildEnds)> {
     ))
 }
 
+/// A child on a pseudo-terminal: its output (stdout and stderr merged by the terminal) is
+/// copied from `master` to our stdout and, when `files_dir` is given, to both capture files;
+/// our stdin is pumped into `master`.
+pub fn start_tty(files_dir: Option<&Path>, master: OwnedFd) -> Result<Capture> {
+    let files = match files_dir {
+        Some(dir) => {
+            let (stdout_file, combined) = open_files(dir)?;
+            vec![stdout_file, combined]
+        }
+        None => Vec::new(),
+    };
+    let dup = || {
+        master
+            .try_clone()
+            .map_err(|e| Error::new(format!("failed to set up the terminal: {e}")))
+    };
+    let input = dup()?;
+    let resize = dup()?;
+    let mut t = Threads::new()?;
+    t.add("tty-out", Stream::new(master, 1, files), true)?;
+    let mut pump = Stream::new(dup_stdin()?, input.as_raw_fd(), Vec::new());
+    pump._keep = Some(input);
+    pump.drain_on_stop = false;
+    t.add("tty-in", pump, false)?;
+    let mut c = t.into_capture();
+    c.tty = Some(resize);
+    Ok(c)
+}
+
+/// A duplicate of fd 0, so the pump owns what it reads from without closing our stdin.
+fn dup_stdin() -> Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on fd 0 returns a new descriptor or -1.
+    let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return Err(Error::new(format!(
+            "failed to set up the terminal: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: fd is a fresh descriptor owned only here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 impl Capture {
+    /// On SIGWINCH: the child's terminal takes our new window size (the kernel then tells the
+    /// child's foreground group).
+    pub fn follow_window_size(&self) {
+        if let Some(m) = &self.tty {
+            crate::pty::copy_window_size(0, m.as_raw_fd());
+        }
+    }
+
     /// Readable (at EOF) once every thread has finished on its own.
     pub fn done_fd(&self) -> i32 {
         self.done.as_raw_fd()
@@ -144,11 +238,26 @@ impl Capture {
 struct Stream {
     src: OwnedFd,
     console: Option<i32>,
-    files: Vec<(File, String)>,
+    files: Vec<Sink>,
     incomplete: Option<String>,
+    /// Whether a stop takes what is already buffered (outputs) or leaves it (the tty's input).
+    drain_on_stop: bool,
+    /// Keeps the descriptor `console` names open while the stream runs.
+    _keep: Option<OwnedFd>,
 }
 
 impl Stream {
+    fn new(src: OwnedFd, console: i32, files: Vec<Sink>) -> Stream {
+        Stream {
+            src,
+            console: Some(console),
+            files,
+            incomplete: None,
+            drain_on_stop: true,
+            _keep: None,
+        }
+    }
+
     fn run(mut self, stop: i32) -> Option<String> {
         let mut buf = vec![0u8; CHUNK];
         let src = self.src.as_raw_fd();
@@ -165,6 +274,9 @@ impl Stream {
             if revents[1] != 0 {
                 break;
             }
+        }
+        if !self.drain_on_stop {
+            return self.incomplete;
         }
         // Stopped: take what is already in the pipe without waiting for more.
         // SAFETY: src is our open pipe; O_NONBLOCK only changes how read behaves.

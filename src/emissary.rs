@@ -14,6 +14,7 @@ use crate::log;
 use crate::lookup::{self, LookupError};
 use crate::outputs;
 use crate::pause;
+use crate::pty;
 use crate::retry::Strategy;
 use crate::signalfile::SignalFile;
 use crate::signals::SigSet;
@@ -140,6 +141,9 @@ fn attempts(
             .collect();
         Sidecar::new(mains, std::time::Duration::from_secs(cfg.grace_secs))
     });
+    // A container with `tty: true`: the child runs on a pty of its own; ours goes raw meanwhile.
+    let tty = pty::stdin_is_tty();
+    let _raw = if tty { pty::RawMode::enter() } else { None };
     let mut captured = Ok(());
     let mut last = None;
     for n in 1..=strategy.attempts {
@@ -152,8 +156,15 @@ fn attempts(
                 break;
             }
         }
-        let (capture, output) = if capturing {
+        if capturing {
             log::info("capturing logs", &[]);
+        }
+        let (capture, output) = if tty {
+            let (master, slave) = pty::open()
+                .map_err(|e| Error::new(format!("failed to open a pseudo-terminal: {e}")))?;
+            let c = capture::start_tty(capturing.then_some(dir), master)?;
+            (Some(c), Output::Tty(slave))
+        } else if capturing {
             let (c, ends) = capture::start(dir)?;
             (Some(c), Output::Pipes(ends.stdout, ends.stderr))
         } else {

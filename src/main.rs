@@ -27,6 +27,7 @@ mod lookup;
 mod outputs;
 mod paths;
 mod pause;
+mod pty;
 mod retry;
 mod signalfile;
 mod signals;

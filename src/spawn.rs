@@ -25,15 +25,35 @@ pub enum Output {
     Inherit,
     /// The write ends of the capture pipes.
     Pipes(OwnedFd, OwnedFd),
+    /// A pty slave as fds 0, 1 and 2, and the controlling terminal of a new session.
+    Tty(OwnedFd),
 }
 
 /// Starts `path` with `args` (args[0] is the command as given; the child's argv[0] is `path`).
 /// Returns the child's pid, which is also its process group id.
 pub fn start(path: &Path, args: &[OsString], mask: SigSet, output: Output) -> Result<i32> {
     let mut cmd = Command::new(path);
-    cmd.args(args.iter().skip(1)).process_group(0);
-    if let Output::Pipes(out, err) = output {
-        cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
+    cmd.args(args.iter().skip(1));
+    let tty = matches!(output, Output::Tty(_));
+    match output {
+        Output::Inherit => {
+            cmd.process_group(0);
+        }
+        Output::Pipes(out, err) => {
+            cmd.process_group(0)
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::from(err));
+        }
+        // setsid makes the child a session and group leader; setpgid first would make it fail.
+        Output::Tty(slave) => {
+            let dup = |fd: &OwnedFd| {
+                fd.try_clone()
+                    .map_err(|e| Error::new(format!("failed to set up the terminal: {e}")))
+            };
+            cmd.stdin(Stdio::from(dup(&slave)?))
+                .stdout(Stdio::from(dup(&slave)?))
+                .stderr(Stdio::from(slave));
+        }
     }
     let exec = Exec::new(path, args)?;
     // SAFETY: between fork and exec the closure only calls rt_sigaction, pthread_sigmask and
@@ -41,6 +61,9 @@ pub fn start(path: &Path, args: &[OsString], mask: SigSet, output: Output) -> Re
     // async-signal-safe, on memory prepared before the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            if tty {
+                crate::pty::make_controlling()?;
+            }
             signals::reset_dispositions();
             signals::set_mask(&mask)?;
             exec.exec();

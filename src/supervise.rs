@@ -137,7 +137,7 @@ impl Supervisor {
                     break;
                 }
                 let (got, done) = self.wake(end - now, Some(cap.done_fd()));
-                self.forward(pid, &got);
+                self.forward(pid, &got, Some(cap));
                 reap(None);
                 if done {
                     break;
@@ -152,7 +152,7 @@ impl Supervisor {
                 sc.tick(pid);
             }
             let (got, _) = self.wake(TICK, None);
-            self.forward(pid, &got);
+            self.forward(pid, &got, capture.as_ref());
             status = reap(Some(pid));
         }
         Outcome {
@@ -161,11 +161,17 @@ impl Supervisor {
         }
     }
 
-    /// Forwards each received signal except SIGCHLD (and our own SIGPIPE) to the child's group.
-    fn forward(&self, pid: i32, got: &[Received]) {
+    /// Forwards each received signal except SIGCHLD (and our own SIGPIPE) to the child's group;
+    /// a SIGWINCH also resizes the child's terminal when it has one.
+    fn forward(&self, pid: i32, got: &[Received], capture: Option<&Capture>) {
         for s in got {
             if s.signo == libc::SIGCHLD || s.is_own_sigpipe() {
                 continue;
+            }
+            if s.signo == libc::SIGWINCH {
+                if let Some(c) = capture {
+                    c.follow_window_size();
+                }
             }
             log::debug("forwarding signal", &[("signal", &signals::name(s.signo))]);
             send_group(pid, s.signo);

@@ -707,3 +707,93 @@ fn other_subcommands_are_delegated() {
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(out.ends_with("|resource create --x y\n"), "{out}");
 }
+
+// ---- tty: true ----
+
+/// Runs the emissary on a fresh outer terminal of 37x91 (python's pty), resizes that terminal to
+/// 50x120 once the child says `ready`, and returns everything the terminal showed.
+fn on_terminal(r: &Root, script: &str) -> (i32, String) {
+    let helper = r#"
+import fcntl, os, struct, subprocess, sys, termios, time
+m, s = os.openpty()
+fcntl.ioctl(m, termios.TIOCSWINSZ, struct.pack('HHHH', 37, 91, 0, 0))
+def ctty():
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+p = subprocess.Popen(sys.argv[1:], stdin=s, stdout=s, stderr=s, preexec_fn=ctty)
+os.close(s)
+out = b''
+resized = False
+while True:
+    try:
+        chunk = os.read(m, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    if not resized and b'ready' in out:
+        time.sleep(0.1)
+        fcntl.ioctl(m, termios.TIOCSWINSZ, struct.pack('HHHH', 50, 120, 0, 0))
+        resized = True
+sys.stdout.write(out.decode('utf-8', 'replace'))
+sys.exit(p.wait())
+"#;
+    let mut c = std::process::Command::new("python3");
+    c.arg("-c")
+        .arg(helper)
+        .arg(bin())
+        .args(["emissary", "--", "sh", "-c", script]);
+    c.env("ARGOEXEC_VAR_RUN_ARGO", &r.dir)
+        .env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true")
+        .env_remove("ARGO_CONTAINER_NAME");
+    let o = run(c);
+    (code(&o), String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn tty_child_gets_its_own_terminal_and_window_size() {
+    let r = Root::new();
+    let (rc, out) = on_terminal(
+        &r,
+        "test -t 0 && test -t 1 && test -t 2 && echo tty-ok; stty size; exit 4",
+    );
+    assert_eq!(rc, 4, "{out}");
+    assert!(out.contains("tty-ok"), "{out}");
+    assert!(out.contains("37 91"), "{out}");
+    assert_eq!(r.exitcode("main"), "4");
+    // Captured through the terminal: stdout and stderr merged, with the terminal's CR LF.
+    let captured = r.read("ctr/main/stdout");
+    assert!(captured.starts_with("tty-ok\r\n37 91"), "{captured:?}");
+    assert_eq!(captured, r.read("ctr/main/combined"));
+}
+
+#[test]
+fn tty_window_size_follows_sigwinch() {
+    let r = Root::new();
+    let (rc, out) = on_terminal(
+        &r,
+        "trap 'stty size; exit 0' WINCH; echo ready; i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; exit 9",
+    );
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("50 120"), "{out}");
+}
+
+#[test]
+fn tty_terminal_restored_after_run() {
+    // The outer terminal is put in raw mode for the run and given back as it was.
+    let r = Root::new();
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec"])
+        .arg(format!(
+            "stty -g > {before}; {bin} emissary -- true; stty -g > {after}",
+            before = r.path("before").display(),
+            after = r.path("after").display(),
+            bin = bin().display()
+        ))
+        .arg("/dev/null")
+        .env("ARGOEXEC_VAR_RUN_ARGO", &r.dir);
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(r.read("before"), r.read("after"));
+}

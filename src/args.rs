@@ -20,12 +20,24 @@ pub fn append_from_file(args: &mut Vec<OsString>, file: &Path) -> Result<()> {
     );
     let data = std::fs::read(file)
         .map_err(|e| Error::io("failed to read container args file", file.display(), e))?;
-    let extra: Vec<String> = serde_json::from_slice(&data).map_err(|e| {
+    let bad = |why: String| {
         Error::new(format!(
-            "failed to unmarshal container args from {}: {e}",
+            "failed to unmarshal container args from {}: {why}",
             file.display()
         ))
-    })?;
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
+    let serde_json::Value::Array(items) = value else {
+        return Err(bad("want a JSON array of strings".into()));
+    };
+    let extra = items
+        .into_iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => Ok(s),
+            _ => Err(bad("want a JSON array of strings".into())),
+        })
+        .collect::<Result<Vec<String>>>()?;
     log::info(
         "Loaded container args from file",
         &[("count", &extra.len().to_string())],

@@ -65,15 +65,17 @@ fn emit(level: Level, msg: &str, fields: &[(&str, &str)]) {
     let time = timestamp();
     let mut line = String::with_capacity(96 + msg.len());
     if JSON.load(Ordering::Relaxed) {
-        let mut obj = serde_json::Map::new();
-        obj.insert("argo".into(), serde_json::Value::Bool(true));
-        for (k, v) in fields {
-            obj.insert((*k).into(), serde_json::Value::String((*v).into()));
+        line.push_str("{\"argo\":true");
+        for (k, v) in [("level", level.name()), ("msg", msg), ("time", &time)]
+            .iter()
+            .chain(fields.iter())
+        {
+            line.push(',');
+            push_json_string(&mut line, k);
+            line.push(':');
+            push_json_string(&mut line, v);
         }
-        obj.insert("level".into(), level.name().into());
-        obj.insert("msg".into(), msg.into());
-        obj.insert("time".into(), time.into());
-        line.push_str(&serde_json::Value::Object(obj).to_string());
+        line.push('}');
     } else {
         line.push_str("time=\"");
         line.push_str(&time);
@@ -127,6 +129,28 @@ fn push_value(out: &mut String, v: &str, always_quote: bool) {
     out.push('"');
 }
 
+/// Appends `s` as a JSON string.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[(c as usize) >> 4] as char);
+                out.push(HEX[(c as usize) & 15] as char);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// Now, in UTC, as `2026-01-02T03:04:05.678Z`.
 fn timestamp() -> String {
     let mut ts = libc::timespec {
@@ -171,6 +195,14 @@ mod tests {
         assert_eq!(format_utc(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_utc(1_767_323_045, 678), "2026-01-02T03:04:05.678Z");
         assert_eq!(format_utc(951_782_400, 1), "2000-02-29T00:00:00.001Z");
+    }
+
+    #[test]
+    fn json_strings_parse_back() {
+        let mut s = String::new();
+        push_json_string(&mut s, "a\"b\\c\n\u{1}é");
+        let back: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, "a\"b\\c\n\u{1}é");
     }
 
     #[test]

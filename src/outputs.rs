@@ -209,7 +209,7 @@ pub fn compression_level(a: &Artifact, path: &str) -> u8 {
     let Some(strategy) = &a.archive else {
         return archive::DEFAULT_LEVEL;
     };
-    if strategy.none.is_some() || strategy.zip.is_some() {
+    if strategy.none || strategy.zip {
         return 1;
     }
     match strategy.tar.as_ref().and_then(|t| t.compression_level) {
@@ -466,9 +466,8 @@ mod tests {
     #[test]
     fn compression_levels() {
         let level = |archive: serde_json::Value| {
-            let a: Artifact =
-                serde_json::from_value(json!({"path": "/x", "archive": archive})).unwrap();
-            compression_level(&a, "/x")
+            let t = template(json!({"outputs": {"artifacts": [{"path": "/x", "archive": archive}]}}));
+            compression_level(&t.outputs.artifacts[0], "/x")
         };
         assert_eq!(level(json!(null)), 6);
         assert_eq!(level(json!({})), 6);

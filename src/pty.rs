@@ -24,19 +24,16 @@ pub fn open() -> io::Result<(OwnedFd, OwnedFd)> {
     if unsafe { libc::grantpt(m) } != 0 || unsafe { libc::unlockpt(m) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut name = [0 as libc::c_char; 128];
-    // SAFETY: the buffer and its length are valid; ptsname_r NUL-terminates on success.
-    let r = unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) };
-    if r != 0 {
-        return Err(io::Error::from_raw_os_error(r));
+    // The slave's number, and its path built by hand: ptsname_r would pull in printf.
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int.
+    if unsafe { libc::ioctl(m, libc::TIOCGPTN, &mut n) } != 0 {
+        return Err(io::Error::last_os_error());
     }
-    // SAFETY: name holds the NUL-terminated slave path ptsname_r wrote.
-    let s = unsafe {
-        libc::open(
-            name.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
+    let path = std::ffi::CString::new(format!("/dev/pts/{n}"))
+        .map_err(|_| io::Error::other("pty path"))?;
+    // SAFETY: path is a valid NUL-terminated string.
+    let s = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
     if s < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -56,8 +56,8 @@ impl Strategy {
     }
 }
 
-/// Parses Go's `time.ParseDuration` syntax (`300ms`, `1.5s`, `2h45m`, `0`). Negative durations
-/// are refused (upstream refuses them too).
+/// Parses Go's `time.ParseDuration` syntax (`300ms`, `1.5s`, `2h45m`, `0`) in whole
+/// nanoseconds, without floating point. Negative durations are refused (upstream refuses them).
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
     let s = s.strip_prefix('+').unwrap_or(s);
     if s == "0" {
@@ -68,36 +68,55 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     }
     let b = s.as_bytes();
     let mut i = 0;
-    let mut total: f64 = 0.0;
+    let mut total: u128 = 0;
     while i < b.len() {
-        let start = i;
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
-            i += 1;
-        }
-        let num = &s[start..i];
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
+        let (int, frac, frac_len, next) = number(b, i)?;
+        i = next;
         let ustart = i;
         while i < b.len() && !(b[i].is_ascii_digit() || b[i] == b'.') {
             i += 1;
         }
-        let nanos_per: f64 = match &s[ustart..i] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
+        let unit: u128 = match &s[ustart..i] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return None,
         };
-        total += value * nanos_per;
+        let scale = 10u128.checked_pow(frac_len)?;
+        total = total
+            .checked_add(int.checked_mul(unit)?)?
+            .checked_add(frac.checked_mul(unit)? / scale)?;
     }
-    if !total.is_finite() || total > (i64::MAX as f64) {
-        return None;
+    u64::try_from(total)
+        .ok()
+        .filter(|&n| n <= i64::MAX as u64)
+        .map(Duration::from_nanos)
+}
+
+/// Reads `digits[.digits]` at `i`: (integer part, fraction digits, their count, next index).
+fn number(b: &[u8], mut i: usize) -> Option<(u128, u128, u32, usize)> {
+    let (mut int, mut frac, mut frac_len, mut digits) = (0u128, 0u128, 0u32, 0);
+    while i < b.len() && b[i].is_ascii_digit() {
+        int = int.checked_mul(10)?.checked_add(u128::from(b[i] - b'0'))?;
+        i += 1;
+        digits += 1;
     }
-    Some(Duration::from_nanos(total.round() as u64))
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            // Digits past nanosecond precision cannot change the result.
+            if frac_len < 18 {
+                frac = frac * 10 + u128::from(b[i] - b'0');
+                frac_len += 1;
+            }
+            i += 1;
+            digits += 1;
+        }
+    }
+    (digits > 0).then_some((int, frac, frac_len, i))
 }
 
 #[cfg(test)]
@@ -112,6 +131,10 @@ mod tests {
         assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_go_duration("10us"), Some(Duration::from_micros(10)));
+        assert_eq!(parse_go_duration(".5s"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("1.000000001s"), Some(Duration::from_nanos(1_000_000_001)));
+        assert_eq!(parse_go_duration("2562047h"), Some(Duration::from_secs(2_562_047 * 3600)));
+        assert_eq!(parse_go_duration("2562048h"), None, "beyond Go's int64 nanoseconds");
         for bad in ["", "1", "s", "1x", "-1s", "1..5s", ".s", "1s2"] {
             assert_eq!(parse_go_duration(bad), None, "{bad}");
         }

@@ -1,168 +1,314 @@
 //! The workflow template, as far as the emissary reads it (SPEC section 3 step 4).
 //!
-//! Only the fields the emissary uses are declared; serde ignores the rest, so any template the
-//! controller writes parses. `null` is accepted wherever Go's `encoding/json` accepts it.
+//! Only the fields the emissary uses are read; every other field is ignored unchecked, so any
+//! template the controller writes parses. A field of the wrong type is an error, as in Go's
+//! `encoding/json`, and `null` counts as absent wherever Go accepts it. The JSON is parsed
+//! into a `serde_json::Value` and read by hand: one parser instance instead of a derived one
+//! per struct keeps the binary small.
 
 use std::io::ErrorKind;
 use std::path::Path;
 
-use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct Template {
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
     pub inputs: Inputs,
-    #[serde(default, deserialize_with = "nullable")]
     pub outputs: Outputs,
-    #[serde(default)]
     pub container: Option<MountsOnly>,
-    #[serde(default)]
     pub script: Option<Script>,
-    #[serde(default)]
     pub container_set: Option<ContainerSet>,
-    #[serde(default, deserialize_with = "nullable")]
     pub sidecars: Vec<Named>,
-    #[serde(default)]
     pub archive_location: Option<ArchiveLocation>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Inputs {
-    #[serde(default, deserialize_with = "nullable")]
     pub artifacts: Vec<Artifact>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Outputs {
-    #[serde(default, deserialize_with = "nullable")]
     pub parameters: Vec<Parameter>,
-    #[serde(default, deserialize_with = "nullable")]
     pub artifacts: Vec<Artifact>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct Parameter {
-    #[serde(default)]
     pub value_from: Option<ValueFrom>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ValueFrom {
-    #[serde(default)]
     pub path: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Artifact {
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub path: Option<String>,
-    #[serde(default)]
     pub archive: Option<ArchiveStrategy>,
 }
 
 /// `archive: {tar: {compressionLevel: N}}`, `{none: {}}` or `{zip: {}}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ArchiveStrategy {
-    #[serde(default)]
     pub tar: Option<TarStrategy>,
-    #[serde(default)]
-    pub none: Option<serde_json::Value>,
-    #[serde(default)]
-    pub zip: Option<serde_json::Value>,
+    pub none: bool,
+    pub zip: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct TarStrategy {
-    #[serde(default)]
     pub compression_level: Option<i64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct MountsOnly {
-    #[serde(default, deserialize_with = "nullable")]
     pub volume_mounts: Vec<VolumeMount>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct Script {
-    #[serde(default, deserialize_with = "nullable")]
     pub volume_mounts: Vec<VolumeMount>,
-    #[serde(default)]
     pub source: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct VolumeMount {
-    #[serde(default)]
     pub mount_path: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct ContainerSet {
-    #[serde(default, deserialize_with = "nullable")]
     pub containers: Vec<ContainerNode>,
-    #[serde(default, deserialize_with = "nullable")]
     pub volume_mounts: Vec<VolumeMount>,
-    #[serde(default)]
     pub retry_strategy: Option<RetryStrategy>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ContainerNode {
-    #[serde(default)]
     pub name: String,
-    #[serde(default, deserialize_with = "nullable")]
     pub dependencies: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct RetryStrategy {
-    /// An integer or a string (Kubernetes' IntOrString); parsed by `retry`.
-    #[serde(default)]
-    pub retries: Option<serde_json::Value>,
-    #[serde(default)]
+    /// An integer or a string (Kubernetes' IntOrString); read by `retry`.
+    pub retries: Option<Value>,
     pub duration: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Named {
-    #[serde(default)]
     pub name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct ArchiveLocation {
-    #[serde(default)]
     pub archive_logs: Option<bool>,
 }
 
-/// Treats JSON `null` as the type's default, as Go does.
-fn nullable<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+/// One JSON object being read, with the path to it for messages.
+struct Obj<'a> {
+    map: &'a Map<String, Value>,
+    at: &'a str,
+}
+
+type Res<T> = std::result::Result<T, String>;
+
+fn wrong(at: &str, key: &str, want: &str) -> String {
+    format!("{at}{key}: want {want}")
+}
+
+impl<'a> Obj<'a> {
+    /// `v` as an object; `None` for null.
+    fn of(v: &'a Value, at: &'a str) -> Res<Option<Obj<'a>>> {
+        match v {
+            Value::Null => Ok(None),
+            Value::Object(map) => Ok(Some(Obj { map, at })),
+            _ => Err(wrong(at, "", "an object")),
+        }
+    }
+
+    /// The field `key`, absent when missing or null.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn str(&self, key: &str) -> Res<Option<String>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(wrong(self.at, key, "a string")),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Res<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(wrong(self.at, key, "true or false")),
+        }
+    }
+
+    fn int(&self, key: &str) -> Res<Option<i64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| wrong(self.at, key, "an integer")),
+        }
+    }
+
+    /// The object at `key`, read by `f`; `None` when absent.
+    fn obj<T>(&self, key: &str, f: impl Fn(&Obj) -> Res<T>) -> Res<Option<T>> {
+        let at = format!("{}{key}.", self.at);
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => match Obj::of(v, &at)? {
+                Some(o) => f(&o).map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// The array at `key`, each element read by `f`; empty when absent.
+    fn list<T>(&self, key: &str, f: impl Fn(&Value, &str) -> Res<T>) -> Res<Vec<T>> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| f(v, &format!("{}{key}[{i}].", self.at)))
+                .collect(),
+            Some(_) => Err(wrong(self.at, key, "an array")),
+        }
+    }
+
+    /// An array of objects at `key`; a null element reads as the default, as in Go.
+    fn objects<T: Default>(&self, key: &str, f: impl Fn(&Obj) -> Res<T>) -> Res<Vec<T>> {
+        self.list(key, |v, at| match Obj::of(v, at)? {
+            Some(o) => f(&o),
+            None => Ok(T::default()),
+        })
+    }
+
+    fn strings(&self, key: &str) -> Res<Vec<String>> {
+        self.list(key, |v, at| match v {
+            Value::String(s) => Ok(s.clone()),
+            Value::Null => Ok(String::new()),
+            _ => Err(format!("{at} want a string")),
+        })
+    }
+}
+
+fn mounts(o: &Obj) -> Res<Vec<VolumeMount>> {
+    o.objects("volumeMounts", |m| {
+        Ok(VolumeMount {
+            mount_path: m.str("mountPath")?.unwrap_or_default(),
+        })
+    })
+}
+
+fn artifact(a: &Obj) -> Res<Artifact> {
+    Ok(Artifact {
+        name: a.str("name")?,
+        path: a.str("path")?,
+        archive: a.obj("archive", |s| {
+            Ok(ArchiveStrategy {
+                tar: s.obj("tar", |t| {
+                    Ok(TarStrategy {
+                        compression_level: t.int("compressionLevel")?,
+                    })
+                })?,
+                none: s.get("none").is_some(),
+                zip: s.get("zip").is_some(),
+            })
+        })?,
+    })
+}
+
+fn read_template(t: &Obj) -> Res<Template> {
+    Ok(Template {
+        name: t.str("name")?,
+        inputs: t
+            .obj("inputs", |i| {
+                Ok(Inputs {
+                    artifacts: i.objects("artifacts", artifact)?,
+                })
+            })?
+            .unwrap_or_default(),
+        outputs: t
+            .obj("outputs", |o| {
+                Ok(Outputs {
+                    parameters: o.objects("parameters", |p| {
+                        Ok(Parameter {
+                            value_from: p.obj("valueFrom", |v| {
+                                Ok(ValueFrom {
+                                    path: v.str("path")?,
+                                })
+                            })?,
+                        })
+                    })?,
+                    artifacts: o.objects("artifacts", artifact)?,
+                })
+            })?
+            .unwrap_or_default(),
+        container: t.obj("container", |c| {
+            Ok(MountsOnly {
+                volume_mounts: mounts(c)?,
+            })
+        })?,
+        script: t.obj("script", |s| {
+            Ok(Script {
+                volume_mounts: mounts(s)?,
+                source: s.str("source")?,
+            })
+        })?,
+        container_set: t.obj("containerSet", |cs| {
+            Ok(ContainerSet {
+                containers: cs.objects("containers", |c| {
+                    Ok(ContainerNode {
+                        name: c.str("name")?.unwrap_or_default(),
+                        dependencies: c.strings("dependencies")?,
+                    })
+                })?,
+                volume_mounts: mounts(cs)?,
+                retry_strategy: cs.obj("retryStrategy", |r| {
+                    Ok(RetryStrategy {
+                        retries: r.get("retries").cloned(),
+                        duration: r.str("duration")?,
+                    })
+                })?,
+            })
+        })?,
+        sidecars: t.objects("sidecars", |s| {
+            Ok(Named {
+                name: s.str("name")?.unwrap_or_default(),
+            })
+        })?,
+        archive_location: t.obj("archiveLocation", |a| {
+            Ok(ArchiveLocation {
+                archive_logs: a.bool("archiveLogs")?,
+            })
+        })?,
+    })
 }
 
 impl Template {
     pub fn parse(data: &[u8]) -> Result<Template> {
-        serde_json::from_slice(data)
-            .map_err(|e| Error::new(format!("failed to unmarshal template: {e}")))
+        let fail = |e: String| Error::new(format!("failed to unmarshal template: {e}"));
+        let v: Value = serde_json::from_slice(data).map_err(|e| fail(e.to_string()))?;
+        match Obj::of(&v, "").map_err(fail)? {
+            Some(t) => read_template(&t).map_err(fail),
+            // `null` unmarshals to the empty template in Go.
+            None => Ok(Template::default()),
+        }
     }
 
     /// The template's name, for messages.

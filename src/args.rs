@@ -26,8 +26,7 @@ pub fn append_from_file(args: &mut Vec<OsString>, file: &Path) -> Result<()> {
             file.display()
         ))
     };
-    let value: serde_json::Value =
-        serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
     let serde_json::Value::Array(items) = value else {
         return Err(bad("want a JSON array of strings".into()));
     };

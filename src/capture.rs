@@ -92,7 +92,7 @@ impl Threads {
     }
 
     /// Starts `stream`; `output` streams count towards `done`, the tty's input pump does not.
-    fn add(&mut self, name: &str, stream: Stream, output: bool) -> Result<()> {
+    fn add(&mut self, stream: Stream, output: bool) -> Result<()> {
         let done = if output {
             Some(
                 self.done_w
@@ -104,7 +104,6 @@ impl Threads {
         };
         let stop = Arc::clone(&self.stop_r);
         let t = std::thread::Builder::new()
-            .name(name.into())
             .stack_size(64 * 1024)
             .spawn(move || {
                 let r = stream.run(stop.as_raw_fd());
@@ -140,12 +139,8 @@ pub fn start(dir: &Path) -> Result<(Capture, ChildEnds)> {
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
     }
     let mut t = Threads::new()?;
-    t.add(
-        "stdout",
-        Stream::new(out_r, 1, vec![stdout_file, combined]),
-        true,
-    )?;
-    t.add("stderr", Stream::new(err_r, 2, vec![combined2]), true)?;
+    t.add(Stream::new(out_r, 1, vec![stdout_file, combined]), true)?;
+    t.add(Stream::new(err_r, 2, vec![combined2]), true)?;
     Ok((
         t.into_capture(),
         ChildEnds {
@@ -174,11 +169,11 @@ pub fn start_tty(files_dir: Option<&Path>, master: OwnedFd) -> Result<Capture> {
     let input = dup()?;
     let resize = dup()?;
     let mut t = Threads::new()?;
-    t.add("tty-out", Stream::new(master, 1, files), true)?;
+    t.add(Stream::new(master, 1, files), true)?;
     let mut pump = Stream::new(dup_stdin()?, input.as_raw_fd(), Vec::new());
     pump._keep = Some(input);
     pump.drain_on_stop = false;
-    t.add("tty-in", pump, false)?;
+    t.add(pump, false)?;
     let mut c = t.into_capture();
     c.tty = Some(resize);
     Ok(c)

@@ -36,7 +36,6 @@ mod supervise;
 mod template;
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 
 use cli::Command;
 use config::Config;
@@ -162,12 +161,13 @@ fn delegate(cfg: &Config, argv: &[OsString], mask: signals::SigSet) -> i32 {
             "failed to restore signal mask: {e}"
         ))));
     }
-    let mut cmd = std::process::Command::new(upstream);
-    cmd.args(&argv[1..]);
-    if let Some(a0) = argv.first() {
-        cmd.arg0(a0);
-    }
-    let e = cmd.exec();
+    let argv0 = argv.first().map_or(upstream.as_os_str(), |a| a.as_os_str());
+    let exec = match spawn::Exec::new(upstream, argv0, argv.get(1..).unwrap_or(&[])) {
+        Ok(x) => x,
+        Err(e) => return report(Err(e)),
+    };
+    exec.exec();
+    let e = std::io::Error::last_os_error();
     report(Err(Error::new(format!(
         "failed to exec upstream executor {} for {sub:?}: {e}",
         upstream.display()

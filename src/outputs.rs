@@ -466,7 +466,8 @@ mod tests {
     #[test]
     fn compression_levels() {
         let level = |archive: serde_json::Value| {
-            let t = template(json!({"outputs": {"artifacts": [{"path": "/x", "archive": archive}]}}));
+            let t =
+                template(json!({"outputs": {"artifacts": [{"path": "/x", "archive": archive}]}}));
             compression_level(&t.outputs.artifacts[0], "/x")
         };
         assert_eq!(level(json!(null)), 6);

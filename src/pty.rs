@@ -33,7 +33,12 @@ pub fn open() -> io::Result<(OwnedFd, OwnedFd)> {
     let path = std::ffi::CString::new(format!("/dev/pts/{n}"))
         .map_err(|_| io::Error::other("pty path"))?;
     // SAFETY: path is a valid NUL-terminated string.
-    let s = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    let s = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
     if s < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -59,18 +64,6 @@ pub fn copy_window_size(from: i32, to: i32) {
     if !ok {
         // Not a terminal, or one without a size: the child's terminal keeps its own.
     }
-}
-
-/// In the child, between fork and exec: a new session with fd 0 (the slave) as controlling
-/// terminal. Async-signal-safe.
-pub fn make_controlling() -> io::Result<()> {
-    // SAFETY: setsid and ioctl(TIOCSCTTY) have no memory effects.
-    unsafe {
-        if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// Our terminal in raw mode until dropped, then as it was.

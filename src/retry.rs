@@ -39,7 +39,7 @@ impl Strategy {
                 Some(n) if n >= 1 => s.attempts = n.min(i64::from(u32::MAX)) as u32,
                 _ => log::warn(
                     "containerSet.retryStrategy.retries is not a positive integer: running one attempt",
-                    &[("retries", &v.to_string())],
+                    &[("retries", &shown(v))],
                 ),
             }
         }
@@ -53,6 +53,16 @@ impl Strategy {
             }
         }
         s
+    }
+}
+
+/// A retries value as the user wrote it, for the warning.
+fn shown(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        _ => "(not a number or string)".into(),
     }
 }
 
@@ -132,9 +142,19 @@ mod tests {
         assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_go_duration("10us"), Some(Duration::from_micros(10)));
         assert_eq!(parse_go_duration(".5s"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_go_duration("1.000000001s"), Some(Duration::from_nanos(1_000_000_001)));
-        assert_eq!(parse_go_duration("2562047h"), Some(Duration::from_secs(2_562_047 * 3600)));
-        assert_eq!(parse_go_duration("2562048h"), None, "beyond Go's int64 nanoseconds");
+        assert_eq!(
+            parse_go_duration("1.000000001s"),
+            Some(Duration::from_nanos(1_000_000_001))
+        );
+        assert_eq!(
+            parse_go_duration("2562047h"),
+            Some(Duration::from_secs(2_562_047 * 3600))
+        );
+        assert_eq!(
+            parse_go_duration("2562048h"),
+            None,
+            "beyond Go's int64 nanoseconds"
+        );
         for bad in ["", "1", "s", "1x", "-1s", "1..5s", ".s", "1s2"] {
             assert_eq!(parse_go_duration(bad), None, "{bad}");
         }

@@ -1,29 +1,29 @@
-//! Starting the user command: own process group, the original signal mask, fds as planned.
+//! Starting the user command: own process group (or session, on a terminal), fds as planned,
+//! every signal at its default and the signal mask the emissary started with.
 //!
-//! std's `Command` does the fork, the fds and the process group; `pre_exec` resets every
-//! signal to its default action, gives the child back the signal mask the emissary started
-//! with (std keeps the parent's blocked set otherwise) and then calls `execve` itself with the resolved path as argv[0]. Calling it
-//! ourselves matters: std's `execvp` would run a file without a `#!` line through `/bin/sh`
-//! on ENOEXEC (glibc does), where upstream reports "exec format error". std resets SIGPIPE to
-//! its default in the child before `pre_exec` runs. The `Child` handle is dropped without
-//! waiting: the supervision loop reaps every child itself.
+//! We fork and exec ourselves instead of using std's `Command`: the child must get back the
+//! original mask (std keeps the parent's blocked set), its dispositions reset, and `execve`
+//! called directly with the resolved path as argv[0] (std's `execvp` would run a file without
+//! a `#!` line through `/bin/sh` on ENOEXEC, where upstream reports "exec format error").
+//! Between fork and exec the child only makes async-signal-safe calls on memory prepared
+//! before the fork. An exec failure comes back as errno through a close-on-exec pipe. Nothing
+//! waits for the child here: the supervision loop reaps every child itself.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
+use crate::capture::pipe;
 use crate::error::{Error, Result};
 use crate::signals::{self, SigSet};
 
-/// Where the child's fd 1 and 2 go.
+/// Where the child's fds 0, 1 and 2 go.
 pub enum Output {
     /// The emissary's own fds, no copy at all.
     Inherit,
-    /// The write ends of the capture pipes.
+    /// The write ends of the capture pipes as fds 1 and 2.
     Pipes(OwnedFd, OwnedFd),
     /// A pty slave as fds 0, 1 and 2, and the controlling terminal of a new session.
     Tty(OwnedFd),
@@ -32,84 +32,123 @@ pub enum Output {
 /// Starts `path` with `args` (args[0] is the command as given; the child's argv[0] is `path`).
 /// Returns the child's pid, which is also its process group id.
 pub fn start(path: &Path, args: &[OsString], mask: SigSet, output: Output) -> Result<i32> {
-    let mut cmd = Command::new(path);
-    cmd.args(args.iter().skip(1));
-    let tty = matches!(output, Output::Tty(_));
-    match output {
-        Output::Inherit => {
-            cmd.process_group(0);
-        }
-        Output::Pipes(out, err) => {
-            cmd.process_group(0)
-                .stdout(Stdio::from(out))
-                .stderr(Stdio::from(err));
-        }
-        // setsid makes the child a session and group leader; setpgid first would make it fail.
-        Output::Tty(slave) => {
-            let dup = |fd: &OwnedFd| {
-                fd.try_clone()
-                    .map_err(|e| Error::new(format!("failed to set up the terminal: {e}")))
-            };
-            cmd.stdin(Stdio::from(dup(&slave)?))
-                .stdout(Stdio::from(dup(&slave)?))
-                .stderr(Stdio::from(slave));
+    let exec = Exec::new(path, path.as_os_str(), args.get(1..).unwrap_or(&[]))?;
+    // fds for 0, 1 and 2 (-1: keep ours).
+    let (fds, tty) = match &output {
+        Output::Inherit => ([-1, -1, -1], false),
+        Output::Pipes(out, err) => ([-1, out.as_raw_fd(), err.as_raw_fd()], false),
+        Output::Tty(slave) => ([slave.as_raw_fd(); 3], true),
+    };
+    let (err_r, err_w) = pipe().map_err(|e| Error::new(format!("failed to start command: {e}")))?;
+    // SAFETY: fork has no memory effects in the parent; the child only runs `child`, which
+    // makes async-signal-safe calls and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(start_error(path, io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        child(&exec, fds, tty, &mask, err_w.as_raw_fd());
+    }
+    // Our copies of the child's ends go now, so the copy threads see EOF when the child and
+    // its descendants have closed theirs.
+    drop(output);
+    drop(err_w);
+    match read_errno(err_r.as_raw_fd()) {
+        None => Ok(pid),
+        Some(errno) => {
+            // The child never ran: reap it here, it is ours alone.
+            let mut st = 0;
+            // SAFETY: waits for the child just forked; st is a valid int.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            Err(start_error(path, io::Error::from_raw_os_error(errno)))
         }
     }
-    let exec = Exec::new(path, args)?;
-    // SAFETY: between fork and exec the closure only calls rt_sigaction, pthread_sigmask and
-    // execve, all
-    // async-signal-safe, on memory prepared before the fork; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if tty {
-                crate::pty::make_controlling()?;
-            }
-            signals::reset_dispositions();
-            signals::set_mask(&mask)?;
-            exec.exec();
-            Err(io::Error::last_os_error())
-        });
-    }
-    let child = cmd.spawn().map_err(|e| start_error(path, e))?;
-    // The Command (and with it our copies of the pipe write ends) is dropped here, so the copy
-    // threads see EOF once the child and its descendants have closed theirs.
-    Ok(child.id() as i32)
 }
 
-/// argv as C strings, built before the fork so the child only has to call `execve`.
-struct Exec {
+/// In the forked child: set up and exec, or report errno and exit.
+fn child(exec: &Exec, fds: [i32; 3], tty: bool, mask: &SigSet, err_w: i32) -> ! {
+    // SAFETY: only async-signal-safe system calls, on descriptors and memory valid in the child.
+    unsafe {
+        let mut ok = if tty {
+            libc::setsid() >= 0
+        } else {
+            libc::setpgid(0, 0) == 0
+        };
+        for (target, &fd) in fds.iter().enumerate() {
+            if ok && fd >= 0 {
+                ok = libc::dup2(fd, target as i32) >= 0;
+            }
+        }
+        if ok && tty {
+            ok = libc::ioctl(0, libc::TIOCSCTTY, 0) == 0;
+        }
+        if ok {
+            signals::reset_dispositions();
+            ok = signals::set_mask(mask).is_ok();
+        }
+        if ok {
+            exec.exec();
+        }
+        let errno = *libc::__errno_location();
+        // If even this write fails, the parent sees the pipe close and the child exit 127.
+        if libc::write(err_w, (&errno as *const i32).cast(), 4) != 4 {
+            libc::_exit(127)
+        }
+        libc::_exit(127)
+    }
+}
+
+/// Reads the child's errno from the pipe: `None` when exec succeeded (the pipe closed empty).
+fn read_errno(fd: i32) -> Option<i32> {
+    let mut buf = [0u8; 4];
+    loop {
+        // SAFETY: buf is valid for 4 bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), 4) };
+        if n == 4 {
+            return Some(i32::from_ne_bytes(buf));
+        }
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        // EOF (exec closed the pipe) or a short read that cannot carry an errno.
+        return None;
+    }
+}
+
+/// A path and argv as C strings, built before any fork so exec needs no allocation.
+pub struct Exec {
+    path: CString,
     _strings: Vec<CString>,
     argv: Vec<*const libc::c_char>,
 }
 
-// SAFETY: the pointers point into `_strings`, owned by the same struct and never mutated.
-unsafe impl Send for Exec {}
-// SAFETY: as above; the struct is only read.
-unsafe impl Sync for Exec {}
-
 impl Exec {
-    fn new(path: &Path, args: &[OsString]) -> Result<Exec> {
+    /// `path` to run, with `argv0` then `rest` as its arguments.
+    pub fn new(path: &Path, argv0: &OsStr, rest: &[OsString]) -> Result<Exec> {
         let nul = |_| Error::new("an argument of the command contains a NUL byte");
-        let mut strings = vec![CString::new(path.as_os_str().as_bytes()).map_err(nul)?];
-        for a in args.iter().skip(1) {
+        let path = CString::new(path.as_os_str().as_bytes()).map_err(nul)?;
+        let mut strings = vec![CString::new(argv0.as_bytes()).map_err(nul)?];
+        for a in rest {
             strings.push(CString::new(a.as_bytes()).map_err(nul)?);
         }
         let mut argv: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
         argv.push(std::ptr::null());
         Ok(Exec {
+            path,
             _strings: strings,
             argv,
         })
     }
 
-    /// Replaces the process image; returns only on failure, with errno set.
-    fn exec(&self) {
+    /// Replaces the process image with the current environment; returns only on failure,
+    /// with errno set.
+    pub fn exec(&self) {
         extern "C" {
             static environ: *const *const libc::c_char;
         }
-        // SAFETY: argv is a null-terminated array of valid C strings; environ is the process
-        // environment, which nothing modifies in the child.
-        unsafe { libc::execve(self.argv[0], self.argv.as_ptr(), environ) };
+        // SAFETY: path and argv are valid NUL-terminated C strings, argv null-terminated;
+        // environ is the process environment, which nothing modifies meanwhile.
+        unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), environ) };
     }
 }
 

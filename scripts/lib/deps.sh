@@ -8,9 +8,10 @@
 #   util-linux      unshare, nsenter, mount
 #   procps          ps
 #   coreutils       timeout, stat, sha256sum, ...
+#   time            /usr/bin/time, the peak RSS of the emissary (t-outputs-memory.sh)
 # and the Rust target of the static binary.
 
-TEST_DEBIAN_PACKAGES=(busybox-static tini dumb-init python3 util-linux procps coreutils)
+TEST_DEBIAN_PACKAGES=(busybox-static tini dumb-init python3 util-linux procps coreutils time)
 
 _deps_apt_updated=0
 

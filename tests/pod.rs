@@ -20,7 +20,6 @@ struct Bg {
     child: Option<Child>,
     out: PathBuf,
     err: PathBuf,
-    started: Instant,
 }
 
 /// Starts `c` in the background, stdout and stderr to files beside the root.
@@ -40,7 +39,6 @@ fn bg(r: &Root, mut c: Command) -> Bg {
         child: Some(child),
         out,
         err,
-        started: Instant::now(),
     }
 }
 

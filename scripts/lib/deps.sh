@@ -5,13 +5,16 @@
 #   busybox-static  a static shell for the chroot test
 #   tini, dumb-init peers, for comparison runs
 #   python3         JSON checks of the log format
-#   util-linux      unshare, nsenter, mount
+#   util-linux      unshare, nsenter
+#   mount           mount (bind, tmpfs and proc mounts of the pod test)
 #   procps          ps
-#   coreutils       timeout, stat, sha256sum, ...
+#   coreutils       timeout, stat, sha256sum, chroot, ...
 #   time            /usr/bin/time, the peak RSS of the emissary (t-outputs-memory.sh)
+#   tar, diffutils, findutils, file
+#                   unpacking and comparing artifacts, telling static binaries apart
 # and the Rust target of the static binary.
 
-TEST_DEBIAN_PACKAGES=(busybox-static tini dumb-init python3 util-linux procps coreutils time)
+TEST_DEBIAN_PACKAGES=(busybox-static tini dumb-init python3 util-linux mount procps coreutils time tar diffutils findutils file)
 
 _deps_apt_updated=0
 

@@ -188,7 +188,8 @@ fn attempts(
             captured = outcome.capture;
         }
         last = Some(outcome.code);
-        if outcome.code == 0 || sup.terminated.is_some() {
+        let stopped = sup.terminated.is_some() || sidecar.as_ref().is_some_and(Sidecar::fired);
+        if outcome.code == 0 || stopped {
             break;
         }
     }

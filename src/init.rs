@@ -1,6 +1,8 @@
 //! `argoexec init` (stand-alone, SPEC section 6): put this binary and the template into the
 //! shared folder for the emissaries of the pod.
 
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
@@ -8,17 +10,19 @@ use crate::config::{Config, OFFLOADED_TEMPLATE};
 use crate::error::{Error, Result};
 use crate::fsx::{self, AtomicFile};
 use crate::log;
+use crate::lookup;
 use crate::template::Template;
 
 /// Where a script template's source goes (the `argo-staging` volume).
 const SCRIPT_PATH: &str = "/argo/staging/script";
 
-pub fn run(cfg: &Config) -> Result<()> {
+/// `argv0` is how we were started: where to find our own binary when there is no `/proc`.
+pub fn run(cfg: &Config, argv0: &OsStr) -> Result<()> {
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0) };
     fsx::mkdir_all(&cfg.root, 0o777)
         .map_err(|e| Error::io("failed to create", cfg.root.display(), e))?;
-    copy_self(&cfg.root.join("argoexec"))?;
+    copy_self(&cfg.root.join("argoexec"), argv0)?;
 
     let json = match cfg.template_env.as_deref() {
         None | Some("") => return Err(Error::new("init: ARGO_TEMPLATE is not set")),
@@ -48,12 +52,33 @@ pub fn run(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
+/// Opens the running binary: `/proc/self/exe`, or without `/proc` (a bare chroot) the name we
+/// were started by, looked up on `PATH` as upstream's init looks up `argoexec`.
+fn open_own_binary(argv0: &OsStr) -> Result<File> {
+    let exe = Path::new("/proc/self/exe");
+    match File::open(exe) {
+        Ok(f) => return Ok(f),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io("failed to open own binary", exe.display(), e))
+        }
+        Err(_) => {}
+    }
+    let path_var = std::env::var_os("PATH");
+    let found = lookup::resolve(argv0, path_var.as_deref())
+        .or_else(|_| lookup::resolve(OsStr::new("argoexec"), path_var.as_deref()))
+        .map_err(|_| {
+            Error::new(format!(
+                "failed to find own binary: no /proc/self/exe, and {:?} is not on PATH",
+                argv0.to_string_lossy()
+            ))
+        })?;
+    File::open(&found).map_err(|e| Error::io("failed to open own binary", found.display(), e))
+}
+
 /// Copies the running binary to `dest` (0555) under a temporary name, then renames it: a copy
 /// that an emissary is running is replaced, never opened for writing ("text file busy").
-fn copy_self(dest: &Path) -> Result<()> {
-    let exe = Path::new("/proc/self/exe");
-    let mut src = std::fs::File::open(exe)
-        .map_err(|e| Error::io("failed to open own binary", exe.display(), e))?;
+fn copy_self(dest: &Path, argv0: &OsStr) -> Result<()> {
+    let mut src = open_own_binary(argv0)?;
     let mut out = AtomicFile::create(dest, 0o555)
         .map_err(|e| Error::io("failed to create", dest.display(), e))?;
     std::io::copy(&mut src, out.file())

@@ -149,30 +149,38 @@ pub fn stage_inputs(tmpl: &Template, inputs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Replaces whatever is at `path` by a symlink to `source`, creating parents (0755). Refuses to
-/// remove anything that resolves into (or contains) a volume mount: that is user data.
+/// Replaces whatever is at `path` by a symlink to `source`, creating parents (0755). A path
+/// that resolves into a volume mount (or contains one) is refused: that is user data, which
+/// the step reads from the volume itself.
 fn link(source: &Path, path: &str, mounts: &[String]) -> io::Result<()> {
     let cleaned = paths::clean(path)
         .filter(|p| p.starts_with('/') && p != "/")
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an absolute file path"))?;
     let dest = PathBuf::from(&cleaned);
     let parent = dest.parent().unwrap_or(Path::new("/"));
+    // Check the lexical path first, so nothing is created inside a mount on the way.
+    refuse_mounts(&cleaned, mounts)?;
     fsx::mkdir_all(parent, 0o755)?;
+    // Then the path as the file system resolves it: a symlinked parent may lead into a mount.
+    let resolved = std::fs::canonicalize(parent)?.join(dest.file_name().unwrap_or_default());
+    refuse_mounts(&resolved.to_string_lossy(), mounts)?;
     if dest.symlink_metadata().is_ok() {
-        let resolved = std::fs::canonicalize(parent)?.join(dest.file_name().unwrap_or_default());
-        let resolved = resolved.to_string_lossy();
-        if let Some(m) = mounts
-            .iter()
-            .find(|m| paths::is_within(m, &resolved) || paths::is_within(&resolved, m))
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("{resolved} resolves into the volume mount {m}; refusing to replace it"),
-            ));
-        }
         remove(&dest)?;
     }
     std::os::unix::fs::symlink(source, &dest)
+}
+
+fn refuse_mounts(path: &str, mounts: &[String]) -> io::Result<()> {
+    match mounts
+        .iter()
+        .find(|m| paths::is_within(m, path) || paths::is_within(path, m))
+    {
+        Some(m) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{path} resolves into the volume mount {m}; refusing to link it"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn remove(p: &Path) -> io::Result<()> {

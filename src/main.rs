@@ -35,7 +35,7 @@ mod spawn;
 mod supervise;
 mod template;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 
 use cli::Command;
 use config::Config;
@@ -73,7 +73,11 @@ fn dispatch(argv: &[OsString], mask: signals::SigSet) -> i32 {
             log::configure(logging.level, logging.json);
             match &cfg.upstream {
                 Some(_) => delegate(&cfg, argv, mask),
-                None => report(init::run(&cfg)),
+                None => report(init::run(
+                    &cfg,
+                    argv.first()
+                        .map_or(OsStr::new("argoexec"), |a| a.as_os_str()),
+                )),
             }
         }
         Ok(Command::Version) => {

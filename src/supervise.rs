@@ -240,6 +240,12 @@ impl Sidecar {
         }
     }
 
+    /// Whether the main containers are done and the sidecar has been told to stop: then no
+    /// further attempt starts, as after a termination signal.
+    pub fn fired(&self) -> bool {
+        self.term_sent.is_some()
+    }
+
     fn tick(&mut self, pid: i32) {
         match self.term_sent {
             None => {

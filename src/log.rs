@@ -110,27 +110,18 @@ fn push_value(out: &mut String, v: &str, always_quote: bool) {
         out.push_str(v);
         return;
     }
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                out.push_str("\\x");
-                out.push(char::from_digit((c as u32) >> 4, 16).unwrap_or('0'));
-                out.push(char::from_digit((c as u32) & 15, 16).unwrap_or('0'));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    push_escaped(out, v, "\\x");
 }
 
 /// Appends `s` as a JSON string.
 fn push_json_string(out: &mut String, s: &str) {
+    push_escaped(out, s, "\\u00");
+}
+
+/// Appends `s` in double quotes, with `"`, `\`, newline, return and tab escaped; other control
+/// characters become `control` and two hex digits (`\x` for logfmt, `\u00` for JSON).
+fn push_escaped(out: &mut String, s: &str, control: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     for c in s.chars() {
         match c {
@@ -140,8 +131,7 @@ fn push_json_string(out: &mut String, s: &str) {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             c if (c as u32) < 0x20 => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
+                out.push_str(control);
                 out.push(HEX[(c as usize) >> 4] as char);
                 out.push(HEX[(c as usize) & 15] as char);
             }

@@ -5,7 +5,8 @@
 #                               target/x86_64-unknown-linux-musl/release/argoexec
 #   scripts/build.sh --shipped  the shipped build, smallest: nightly, std rebuilt with
 #                               panics as an immediate abort (no formatting or backtrace
-#                               machinery), no unwind tables, not position-independent:
+#                               machinery), no unwind tables, not position-independent,
+#                               linked by rust-lld with identical code folding:
 #                               target/shipped/x86_64-unknown-linux-musl/release/argoexec
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,8 @@ if [[ ${1:-} == --shipped ]]; then
         rustup component add rust-src --toolchain nightly >&2
     rustup target list --toolchain nightly --installed | grep -qx "$target" ||
         rustup target add "$target" --toolchain nightly >&2
-    RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Crelocation-model=static -Cforce-unwind-tables=no" \
+    # rust-lld links it, folding identical functions (--icf=all).
+    RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Crelocation-model=static -Cforce-unwind-tables=no -Clinker-flavor=gnu-lld-cc -Clink-self-contained=+linker -Clink-arg=-Wl,--icf=all" \
         cargo +nightly build --release --target "$target" \
         -Z build-std=std,panic_abort --target-dir target/shipped >&2
     bin=target/shipped/$target/release/argoexec

@@ -122,7 +122,7 @@ fn parse_flags(p: &mut lexopt::Parser, positional: bool) -> Result<(Logging, Vec
             Long("loglevel") => {
                 let v = string_value(p)?;
                 logging.level = Level::parse(&v)
-                    .ok_or_else(|| usage_error(format!("invalid --loglevel {v:?}")))?;
+                    .ok_or_else(|| usage_error(format!("invalid --loglevel \"{v}\"")))?;
             }
             Long("log-format") => {
                 logging.json = match string_value(p)?.as_str() {
@@ -130,7 +130,7 @@ fn parse_flags(p: &mut lexopt::Parser, positional: bool) -> Result<(Logging, Vec
                     "json" => true,
                     other => {
                         return Err(usage_error(format!(
-                            "invalid --log-format {other:?}: want text or json"
+                            "invalid --log-format \"{other}\": want text or json"
                         )))
                     }
                 }
@@ -138,7 +138,7 @@ fn parse_flags(p: &mut lexopt::Parser, positional: bool) -> Result<(Logging, Vec
             Long("gloglevel") | Short('v') => {
                 let v = string_value(p)?;
                 v.parse::<i32>()
-                    .map_err(|_| usage_error(format!("invalid --gloglevel {v:?}")))?;
+                    .map_err(|_| usage_error(format!("invalid --gloglevel \"{v}\"")))?;
             }
             Short('n') | Short('s') => {
                 p.value().map_err(|e| usage_error(e.to_string()))?;
@@ -164,7 +164,7 @@ fn parse_flags(p: &mut lexopt::Parser, positional: bool) -> Result<(Logging, Vec
 fn string_value(p: &mut lexopt::Parser) -> Result<String> {
     let v = p.value().map_err(|e| usage_error(e.to_string()))?;
     v.into_string()
-        .map_err(|v| usage_error(format!("invalid UTF-8 in flag value {v:?}")))
+        .map_err(|v| usage_error(format!("invalid UTF-8 in flag value \"{}\"", v.to_string_lossy())))
 }
 
 #[cfg(test)]

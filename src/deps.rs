@@ -41,7 +41,7 @@ pub fn wait(sup: &mut Supervisor, cfg: &Config, tmpl: &Template) -> Result<()> {
             })?;
         if code != 0 {
             return Err(Error::new(format!(
-                "dependency {dep:?} exited with non-zero code: {code} (container {}, template {:?})",
+                "dependency \"{dep}\" exited with non-zero code: {code} (container {}, template \"{}\")",
                 cfg.container,
                 tmpl.display_name()
             )));

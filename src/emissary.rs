@@ -104,16 +104,16 @@ fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::P
     let path_var = std::env::var_os("PATH");
     let name = cmd.to_string_lossy();
     let whose = format!(
-        "(container {}, template {:?})",
+        "(container {}, template \"{}\")",
         cfg.container,
         tmpl.display_name()
     );
     lookup::resolve(cmd, path_var.as_deref()).map_err(|e| match e {
         LookupError::NotFound => Error::new(format!(
-            "failed to find name in PATH: exec: {name:?}: executable file not found in $PATH {whose}"
+            "failed to find name in PATH: exec: \"{name}\": executable file not found in $PATH {whose}"
         )),
         LookupError::NotExecutable(p) => Error::new(format!(
-            "failed to find name in PATH: exec: {:?}: permission denied: not an executable file {whose}",
+            "failed to find name in PATH: exec: \"{}\": permission denied: not an executable file {whose}",
             p.display().to_string()
         )),
     })

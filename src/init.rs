@@ -68,7 +68,7 @@ fn open_own_binary(argv0: &OsStr) -> Result<File> {
         .or_else(|_| lookup::resolve(OsStr::new("argoexec"), path_var.as_deref()))
         .map_err(|_| {
             Error::new(format!(
-                "failed to find own binary: no /proc/self/exe, and {:?} is not on PATH",
+                "failed to find own binary: no /proc/self/exe, and \"{}\" is not on PATH",
                 argv0.to_string_lossy()
             ))
         })?;

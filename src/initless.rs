@@ -121,7 +121,7 @@ pub fn stage_inputs(tmpl: &Template, inputs: &Path) -> Result<()> {
         link(&source, path, &mounts).map_err(|e| {
             Error::with_code(
                 EXIT_SUPERVISOR,
-                format!("failed to stage input artifact {name:?} at {path}: {e}"),
+                format!("failed to stage input artifact \"{name}\" at {path}: {e}"),
             )
         })?;
         log::info(

@@ -97,8 +97,18 @@ fn emit(level: Level, msg: &str, fields: &[(&str, &str)]) {
 
 /// Writes to fd 2 in one call; a closed or full stderr is not the emissary's failure.
 pub fn write_stderr(bytes: &[u8]) {
-    // SAFETY: fd 2 is only written, never closed, and the buffer is valid for its length.
-    let _ = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+    write_fd(2, bytes)
+}
+
+/// Writes a subcommand's own output (`kill`, `version`, `--help`) to fd 1, unbuffered: no
+/// std stdout machinery is linked in for these few lines.
+pub fn write_stdout(bytes: &[u8]) {
+    write_fd(1, bytes)
+}
+
+fn write_fd(fd: i32, bytes: &[u8]) {
+    // Best effort: the caller has nothing better to do with a failed write.
+    let _ = crate::capture::write_all(fd, bytes);
 }
 
 /// Appends `v`, quoted the way logrus quotes text values when they need it.

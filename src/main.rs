@@ -81,11 +81,11 @@ fn dispatch(argv: &[OsString], mask: signals::SigSet) -> i32 {
             }
         }
         Ok(Command::Version) => {
-            println!("{}", version());
+            log::write_stdout(version().as_bytes());
             0
         }
         Ok(Command::Help) => {
-            print!("{}", cli::USAGE);
+            log::write_stdout(cli::USAGE.as_bytes());
             0
         }
         Ok(Command::Delegate) => delegate(&cfg, argv, mask),
@@ -134,18 +134,21 @@ fn fill_standard_fds() {
     }
 }
 
-/// `argoexec 0.1.0 x86_64-unknown-linux-musl commit 0123abcd`.
+/// `argoexec 0.1.0 x86_64-unknown-linux-musl commit 0123abcd`, and a newline.
 fn version() -> String {
     let commit = env!("ARGOEXEC_COMMIT");
-    let mut v = format!(
-        "argoexec {} {}",
+    let mut v = concat!(
+        "argoexec ",
         env!("CARGO_PKG_VERSION"),
+        " ",
         env!("ARGOEXEC_TARGET")
-    );
+    )
+    .to_string();
     if !commit.is_empty() {
         v.push_str(" commit ");
         v.push_str(commit);
     }
+    v.push('\n');
     v
 }
 
@@ -156,7 +159,7 @@ fn delegate(cfg: &Config, argv: &[OsString], mask: signals::SigSet) -> i32 {
         .map_or_else(String::new, |a| a.to_string_lossy().into_owned());
     let Some(upstream) = &cfg.upstream else {
         return report(Err(Error::new(format!(
-            "subcommand {sub:?} is run by the upstream executor, but ARGOEXEC_UPSTREAM is not set"
+            "subcommand \"{sub}\" is run by the upstream executor, but ARGOEXEC_UPSTREAM is not set"
         ))));
     };
     // The upstream binary must start with the signal mask we were given, not ours.
@@ -173,7 +176,7 @@ fn delegate(cfg: &Config, argv: &[OsString], mask: signals::SigSet) -> i32 {
     exec.exec();
     let e = std::io::Error::last_os_error();
     report(Err(Error::new(format!(
-        "failed to exec upstream executor {} for {sub:?}: {e}",
+        "failed to exec upstream executor {} for \"{sub}\": {e}",
         upstream.display()
     ))))
 }
@@ -187,4 +190,13 @@ fn report(r: error::Result<()>) -> i32 {
             e.code
         }
     }
+}
+
+/// musl's `pthread_setname_np` formats a `/proc` path with `snprintf`, which links all of
+/// printf (7 KiB) into the static binary for a cosmetic thread name that std's spawn may set.
+/// We name no threads, so this stand-in, which the linker takes before musl's, does nothing.
+#[cfg(all(target_env = "musl", not(test)))]
+#[no_mangle]
+extern "C" fn pthread_setname_np(_thread: libc::pthread_t, _name: *const libc::c_char) -> libc::c_int {
+    0
 }

@@ -56,7 +56,7 @@ impl SignalFile {
             None if content.iter().all(u8::is_ascii_whitespace) => None,
             None => {
                 let shown = String::from_utf8_lossy(&content).into_owned();
-                self.ignore(content, &format!("not a positive integer: {shown:?}"));
+                self.ignore(content, &format!("not a positive integer: \"{shown}\""));
                 None
             }
         }

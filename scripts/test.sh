@@ -18,3 +18,4 @@ ARGOEXEC_BIN=$bin cargo test
 
 echo "== shell integration tests"
 ARGOEXEC=$bin bash tests/sh/run-all.sh
+ARGOEXEC_BIN=$bin bash scripts/bench.sh --quick # smoke: fails only if a figure cannot be measured

@@ -163,8 +163,12 @@ fn parse_flags(p: &mut lexopt::Parser, positional: bool) -> Result<(Logging, Vec
 
 fn string_value(p: &mut lexopt::Parser) -> Result<String> {
     let v = p.value().map_err(|e| usage_error(e.to_string()))?;
-    v.into_string()
-        .map_err(|v| usage_error(format!("invalid UTF-8 in flag value \"{}\"", v.to_string_lossy())))
+    v.into_string().map_err(|v| {
+        usage_error(format!(
+            "invalid UTF-8 in flag value \"{}\"",
+            v.to_string_lossy()
+        ))
+    })
 }
 
 #[cfg(test)]

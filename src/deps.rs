@@ -15,10 +15,11 @@ use crate::template::Template;
 pub fn wait(sup: &mut Supervisor, cfg: &Config, tmpl: &Template) -> Result<()> {
     for dep in tmpl.dependencies_of(&cfg.container) {
         log::info("waiting for dependency", &[("dependency", dep)]);
-        let path = cfg.ctr_dir(dep).join("exitcode");
+        let dir = cfg.ctr_dir(dep);
+        let path = dir.join("exitcode");
         let mut warned = false;
         let code = sup
-            .wait_for(|| match fsx::read_small(&path, 32) {
+            .wait_for(&[&dir], || match fsx::read_small(&path, 32) {
                 Ok(Some(c)) => parse_exit_code(&c),
                 Ok(None) => None,
                 Err(e) => {

@@ -114,7 +114,7 @@ fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::P
         )),
         LookupError::NotExecutable(p) => Error::new(format!(
             "failed to find name in PATH: exec: \"{}\": permission denied: not an executable file {whose}",
-            p.display().to_string()
+            p.display()
         )),
     })
 }

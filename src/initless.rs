@@ -37,7 +37,7 @@ pub fn wait_ready(sup: &mut Supervisor, root: &Path) -> Result<()> {
     );
     let start = Instant::now();
     let outcome = sup
-        .wait_for(|| match read_status(&path, start) {
+        .wait_for(&[root], || match read_status(&path, start) {
             Status::Waiting => None,
             other => Some(other),
         })

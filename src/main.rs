@@ -34,6 +34,7 @@ mod signals;
 mod spawn;
 mod supervise;
 mod template;
+mod watch;
 
 use std::ffi::{OsStr, OsString};
 
@@ -197,6 +198,9 @@ fn report(r: error::Result<()>) -> i32 {
 /// We name no threads, so this stand-in, which the linker takes before musl's, does nothing.
 #[cfg(all(target_env = "musl", not(test)))]
 #[no_mangle]
-extern "C" fn pthread_setname_np(_thread: libc::pthread_t, _name: *const libc::c_char) -> libc::c_int {
+extern "C" fn pthread_setname_np(
+    _thread: libc::pthread_t,
+    _name: *const libc::c_char,
+) -> libc::c_int {
     0
 }

@@ -9,7 +9,8 @@ use crate::supervise::{Supervisor, Terminated};
 pub fn wait(sup: &mut Supervisor, marker: &Path) -> Result<(), Terminated> {
     let shown = marker.to_string_lossy();
     log::info("debug pause: waiting for marker", &[("path", &shown)]);
-    let r = sup.wait_for(|| marker.symlink_metadata().ok().map(|_| ()));
+    let dirs: Vec<&Path> = marker.parent().into_iter().collect();
+    let r = sup.wait_for(&dirs, || marker.symlink_metadata().ok().map(|_| ()));
     match &r {
         Ok(()) => log::info("debug pause: marker found", &[("path", &shown)]),
         Err(_) => log::info(

@@ -6,7 +6,7 @@
 //! its first bytes. A positive integer (white space around it allowed) is taken, the file
 //! deleted and the signal sent; anything else is left alone and logged once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::fsx;
 use crate::log;
@@ -26,6 +26,10 @@ impl SignalFile {
             path,
             last_ignored: None,
         }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Returns the signal asked for, if any, having deleted the file.

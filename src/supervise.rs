@@ -8,7 +8,7 @@
 //! and, in a sidecar, whether the main containers are done.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::capture::Capture;
@@ -16,16 +16,23 @@ use crate::error::Result;
 use crate::log;
 use crate::signalfile::SignalFile;
 use crate::signals::{self, Received, SignalFd};
+use crate::watch::Watch;
 
-/// How often files (signal file, markers, dependencies) are looked at: well under upstream's
-/// 1-2 s, at a cost of a few system calls per tick.
+/// How often files (signal file, markers, dependencies) are looked at when inotify is not
+/// available: well under upstream's 1-2 s, at a cost of a few system calls per tick.
 pub const TICK: Duration = Duration::from_millis(20);
+/// The same with inotify watching the folders: only a safety net, so idle costs next to nothing.
+pub const WATCHED_TICK: Duration = Duration::from_millis(250);
 /// How long output still held open by grandchildren is waited for after the child exits.
 pub const DRAIN: Duration = Duration::from_millis(100);
 
 pub struct Supervisor {
     sigfd: SignalFd,
     received: Vec<Received>,
+    /// The direct child of the attempt under way, whose status `reap` keeps.
+    child: Option<i32>,
+    /// The direct child's exit code, once reaped.
+    reaped: Option<i32>,
     /// The first termination signal (TERM, INT, HUP, QUIT) received, if any.
     pub terminated: Option<i32>,
 }
@@ -58,24 +65,37 @@ impl Supervisor {
         Ok(Supervisor {
             sigfd: SignalFd::new()?,
             received: Vec::new(),
+            child: None,
+            reaped: None,
             terminated: None,
         })
     }
 
-    /// Waits up to `timeout` for a signal; returns the signals received (reaping is separate).
-    fn wake(&mut self, timeout: Duration, extra: Option<i32>) -> (Vec<Received>, bool) {
+    /// Waits up to `timeout` for a signal, a change in a watched folder, or `extra` becoming
+    /// readable; returns the signals received and whether `extra` is ready. Reaps every ended
+    /// child when a SIGCHLD came, or at a timeout in case one was missed.
+    fn wake(
+        &mut self,
+        timeout: Duration,
+        watch: Option<&Watch>,
+        extra: Option<i32>,
+    ) -> (Vec<Received>, bool) {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         let mut fds = vec![self.sigfd.raw()];
         fds.extend(extra);
-        let extra_ready = match signals::poll(&fds, ms) {
-            Ok(rev) => rev.get(1).is_some_and(|&r| r != 0),
+        fds.extend(watch.map(Watch::fd));
+        let revents = match signals::poll(&fds, ms) {
+            Ok(rev) => rev,
             Err(e) => {
                 // poll on valid fds does not fail; if it does, fall back to sleeping a tick.
                 log::warn("poll failed", &[("error", &e.to_string())]);
                 std::thread::sleep(TICK);
-                false
+                vec![0; fds.len()]
             }
         };
+        if let Some(w) = watch {
+            w.drain();
+        }
         self.received.clear();
         self.sigfd.drain(&mut self.received);
         let got = std::mem::take(&mut self.received);
@@ -84,15 +104,38 @@ impl Supervisor {
                 self.terminated = Some(s.signo);
             }
         }
-        (got, extra_ready)
+        let timed_out = revents.iter().all(|&r| r == 0);
+        if timed_out || got.iter().any(|s| s.signo == libc::SIGCHLD) {
+            if let Some(code) = reap(self.child) {
+                self.reaped = Some(code);
+            }
+        }
+        (
+            got,
+            extra.is_some() && revents.get(1).is_some_and(|&r| r != 0),
+        )
     }
 
-    /// Waits until `ready` returns a value, checking it every tick, reaping orphans meanwhile.
-    /// A termination signal ends the wait.
+    /// Waits until `ready` returns a value, looking again whenever something changes in
+    /// `dirs` (and at least every tick), reaping orphans meanwhile. A termination signal ends
+    /// the wait.
     pub fn wait_for<T>(
         &mut self,
+        dirs: &[&Path],
         mut ready: impl FnMut() -> Option<T>,
     ) -> std::result::Result<T, Terminated> {
+        self.wait_until(dirs, None, &mut ready)
+    }
+
+    /// `wait_for` with a deadline: `ready` is also asked once the deadline has passed.
+    fn wait_until<T>(
+        &mut self,
+        dirs: &[&Path],
+        deadline: Option<Instant>,
+        ready: &mut dyn FnMut() -> Option<T>,
+    ) -> std::result::Result<T, Terminated> {
+        let watch = Watch::new(dirs);
+        let tick = if watch.is_some() { WATCHED_TICK } else { TICK };
         loop {
             if let Some(sig) = self.terminated {
                 return Err(Terminated(sig));
@@ -100,21 +143,25 @@ impl Supervisor {
             if let Some(v) = ready() {
                 return Ok(v);
             }
-            let (got, _) = self.wake(TICK, None);
+            let timeout = deadline.map_or(tick, |d| {
+                d.saturating_duration_since(Instant::now()).min(tick)
+            });
+            let (got, _) = self.wake(timeout, watch.as_ref(), None);
             for s in got.iter().filter(|s| s.signo != libc::SIGCHLD) {
                 log::debug(
                     "ignoring signal: no child is running",
                     &[("signal", &signals::name(s.signo))],
                 );
             }
-            reap(None);
         }
     }
 
     /// Sleeps for `d`, unless a termination signal arrives first.
     pub fn sleep(&mut self, d: Duration) -> std::result::Result<(), Terminated> {
         let end = Instant::now() + d;
-        self.wait_for(|| (Instant::now() >= end).then_some(()))
+        self.wait_until(&[], Some(end), &mut || {
+            (Instant::now() >= end).then_some(())
+        })
     }
 
     /// Supervises one attempt until the child `pid` has exited and its output is in.
@@ -125,10 +172,18 @@ impl Supervisor {
         sigfile: &mut SignalFile,
         mut sidecar: Option<&mut Sidecar>,
     ) -> Outcome {
-        let mut status: Option<i32> = None;
+        self.child = Some(pid);
+        self.reaped = None;
+        // Wake on changes to the signal file's folder and, in a sidecar, the main containers'.
+        let mut dirs: Vec<&Path> = sigfile.path().parent().into_iter().collect();
+        if let Some(sc) = sidecar.as_deref() {
+            dirs.extend(sc.mains.iter().filter_map(|p| p.parent()));
+        }
+        let watch = Watch::new(&dirs);
+        let tick = if watch.is_some() { WATCHED_TICK } else { TICK };
         let mut drain_until = None;
         loop {
-            if status.is_some() {
+            if self.reaped.is_some() {
                 // The child is gone: wait for the copy threads to reach EOF, at most DRAIN.
                 let Some(cap) = &capture else { break };
                 let now = Instant::now();
@@ -136,9 +191,8 @@ impl Supervisor {
                 if now >= end {
                     break;
                 }
-                let (got, done) = self.wake(end - now, Some(cap.done_fd()));
+                let (got, done) = self.wake(end - now, None, Some(cap.done_fd()));
                 self.forward(pid, &got, Some(cap));
-                reap(None);
                 if done {
                     break;
                 }
@@ -151,10 +205,11 @@ impl Supervisor {
             if let Some(sc) = sidecar.as_deref_mut() {
                 sc.tick(pid);
             }
-            let (got, _) = self.wake(TICK, None);
+            let (got, _) = self.wake(tick, watch.as_ref(), None);
             self.forward(pid, &got, capture.as_ref());
-            status = reap(Some(pid));
         }
+        let status = self.reaped.take();
+        self.child = None;
         Outcome {
             code: status.unwrap_or(crate::error::EXIT_FAILURE),
             capture: capture.map_or(Ok(()), Capture::finish),
@@ -224,6 +279,7 @@ fn exit_code(st: i32) -> i32 {
 /// A sidecar's self-termination: once every main container has its `exitcode`, SIGTERM to the
 /// child's group, then SIGKILL after the grace period.
 pub struct Sidecar {
+    /// The `exitcode` files of the main containers.
     mains: Vec<PathBuf>,
     grace: Duration,
     term_sent: Option<Instant>,

@@ -1127,15 +1127,18 @@ fn exitcode_appears_only_after_complete_outputs() {
         let (exitcode, tgz, stop) = (exitcode.clone(), tgz.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut polls = 0u64;
-            while !stop.load(Ordering::SeqCst) {
+            loop {
                 polls += 1;
+                // exitcode first: it exists before the run ends, so a stop never hides it.
                 if exitcode.exists() {
                     // At once: whatever is at the artifact's name now.
                     return (polls, fs::read(&tgz).ok());
                 }
+                if stop.load(Ordering::SeqCst) {
+                    return (polls, None);
+                }
                 std::thread::sleep(Duration::from_micros(200));
             }
-            (polls, None)
         })
     };
     let o = run(r.emissary(&["true"]));

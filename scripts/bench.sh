@@ -112,11 +112,15 @@ if ! gcc -O2 -o "$HELPER" scripts/bench/helper.c; then
     exit 1
 fi
 
+# The shipped build is the product and what every row measures; the stable build is only
+# weighed in the size row.
 if [[ -n ${ARGOEXEC_BIN:-} ]]; then
     BIN=$(realpath "$ARGOEXEC_BIN")
 else
-    read -r BIN _ < <(scripts/build.sh 2>/dev/null | tail -n 1)
+    read -r BIN _ < <(scripts/build.sh --shipped 2>/dev/null | tail -n 1)
 fi
+STABLE_BIN=target/x86_64-unknown-linux-musl/release/argoexec
+[[ -x $STABLE_BIN ]] || read -r STABLE_BIN _ < <(scripts/build.sh 2>/dev/null | tail -n 1)
 if [[ -z ${BIN:-} || ! -x $BIN ]]; then
     log "no argoexec binary (scripts/build.sh failed?)"
     exit 1
@@ -174,10 +178,11 @@ new_root() {
 # ---------------------------------------------------------------- 1. binary size
 
 bench_size() {
-    local fig="binary size" how="bytes of the stripped static release binary (scripts/build.sh)"
-    local goal="< 512 KiB (524,288 B)"
-    local size peers="" p name
+    local fig="binary size" how="bytes of the stripped static binaries (scripts/build.sh --shipped, and the stable build)"
+    local goal="shipped < 200 KiB (204,800 B); stable < 512 KiB (524,288 B)"
+    local size stable peers="" p name
     size=$(stat -c %s "$BIN") || { row_failed "$fig" "$how" "$goal" "cannot stat $BIN"; return; }
+    stable=$(stat -c %s "$STABLE_BIN" 2>/dev/null || echo 0)
     for p in /usr/bin/tini-static "$CATA" "$DUMB"; do
         [[ -f $p ]] || continue
         name=${p##*/}
@@ -185,8 +190,10 @@ bench_size() {
         file -L "$p" 2>/dev/null | grep -q 'dynamically linked' && kind=dynamic
         peers+="${peers:+; }$name ($kind) $(commas "$(stat -c %s "$p")") B: $(ratio "$size" "$(stat -c %s "$p")")"
     done
-    row "$fig" "$how" "$(commas "$size") B ($(((size + 1023) / 1024)) KiB)" "$peers" "$goal" \
-        "$(yesno holds "$size < 524288")"
+    row "$fig" "$how" \
+        "shipped $(commas "$size") B ($(((size + 1023) / 1024)) KiB); stable $(commas "$stable") B ($(((stable + 1023) / 1024)) KiB)" \
+        "$peers" "$goal" \
+        "$(yesno holds "$size < 204800") shipped, $(yesno holds "$stable < 524288") stable"
 }
 
 # ---------------------------------------------------------------- 2. start+exit overhead

@@ -23,6 +23,8 @@ use crate::watch::Watch;
 pub const TICK: Duration = Duration::from_millis(20);
 /// The same with inotify watching the folders: only a safety net, so idle costs next to nothing.
 pub const WATCHED_TICK: Duration = Duration::from_millis(250);
+/// How long a wait goes on with the short tick before inotify is armed for it.
+const ARM_AFTER: Duration = Duration::from_millis(200);
 /// How long output still held open by grandchildren is waited for after the child exits.
 pub const DRAIN: Duration = Duration::from_millis(100);
 
@@ -33,6 +35,10 @@ pub struct Supervisor {
     child: Option<i32>,
     /// The direct child's exit code, once reaped.
     reaped: Option<i32>,
+    /// The run's inotify instance, made by the first wait that lasts (see `watch`).
+    watch: Option<Watch>,
+    /// inotify could not be had: every wait keeps the short tick.
+    no_watch: bool,
     /// The first termination signal (TERM, INT, HUP, QUIT) received, if any.
     pub terminated: Option<i32>,
 }
@@ -67,6 +73,8 @@ impl Supervisor {
             received: Vec::new(),
             child: None,
             reaped: None,
+            watch: None,
+            no_watch: false,
             terminated: None,
         })
     }
@@ -74,15 +82,11 @@ impl Supervisor {
     /// Waits up to `timeout` for a signal, a change in a watched folder, or `extra` becoming
     /// readable; returns the signals received and whether `extra` is ready. Reaps every ended
     /// child when a SIGCHLD came, or at a timeout in case one was missed.
-    fn wake(
-        &mut self,
-        timeout: Duration,
-        watch: Option<&Watch>,
-        extra: Option<i32>,
-    ) -> (Vec<Received>, bool) {
+    fn wake(&mut self, timeout: Duration, extra: Option<i32>) -> (Vec<Received>, bool) {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         let mut fds = vec![self.sigfd.raw()];
         fds.extend(extra);
+        let watch = self.watch.as_ref();
         fds.extend(watch.map(Watch::fd));
         let revents = match signals::poll(&fds, ms) {
             Ok(rev) => rev,
@@ -134,8 +138,7 @@ impl Supervisor {
         deadline: Option<Instant>,
         ready: &mut dyn FnMut() -> Option<T>,
     ) -> std::result::Result<T, Terminated> {
-        let watch = Watch::new(dirs);
-        let tick = if watch.is_some() { WATCHED_TICK } else { TICK };
+        let mut armer = Armer::new();
         loop {
             if let Some(sig) = self.terminated {
                 return Err(Terminated(sig));
@@ -143,15 +146,34 @@ impl Supervisor {
             if let Some(v) = ready() {
                 return Ok(v);
             }
+            let tick = armer.tick(self, dirs);
             let timeout = deadline.map_or(tick, |d| {
                 d.saturating_duration_since(Instant::now()).min(tick)
             });
-            let (got, _) = self.wake(timeout, watch.as_ref(), None);
+            let (got, _) = self.wake(timeout, None);
             for s in got.iter().filter(|s| s.signo != libc::SIGCHLD) {
                 log::debug(
                     "ignoring signal: no child is running",
                     &[("signal", &signals::name(s.signo))],
                 );
+            }
+        }
+    }
+
+    /// Makes sure `dirs` are watched; false when they cannot be (no inotify here).
+    fn watch(&mut self, dirs: &[&Path]) -> bool {
+        if self.no_watch {
+            return false;
+        }
+        if self.watch.is_none() {
+            self.watch = Watch::new();
+        }
+        match &self.watch {
+            Some(w) if w.add(dirs) => true,
+            Some(_) => false,
+            None => {
+                self.no_watch = true;
+                false
             }
         }
     }
@@ -175,12 +197,22 @@ impl Supervisor {
         self.child = Some(pid);
         self.reaped = None;
         // Wake on changes to the signal file's folder and, in a sidecar, the main containers'.
-        let mut dirs: Vec<&Path> = sigfile.path().parent().into_iter().collect();
+        let mut owned: Vec<PathBuf> = sigfile
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect();
         if let Some(sc) = sidecar.as_deref() {
-            dirs.extend(sc.mains.iter().filter_map(|p| p.parent()));
+            owned.extend(
+                sc.mains
+                    .iter()
+                    .filter_map(|p| p.parent())
+                    .map(Path::to_path_buf),
+            );
         }
-        let watch = Watch::new(&dirs);
-        let tick = if watch.is_some() { WATCHED_TICK } else { TICK };
+        let dirs: Vec<&Path> = owned.iter().map(PathBuf::as_path).collect();
+        let mut armer = Armer::new();
         let mut drain_until = None;
         loop {
             if self.reaped.is_some() {
@@ -191,7 +223,7 @@ impl Supervisor {
                 if now >= end {
                     break;
                 }
-                let (got, done) = self.wake(end - now, None, Some(cap.done_fd()));
+                let (got, done) = self.wake(end - now, Some(cap.done_fd()));
                 self.forward(pid, &got, Some(cap));
                 if done {
                     break;
@@ -205,7 +237,8 @@ impl Supervisor {
             if let Some(sc) = sidecar.as_deref_mut() {
                 sc.tick(pid);
             }
-            let (got, _) = self.wake(tick, watch.as_ref(), None);
+            let tick = armer.tick(self, &dirs);
+            let (got, _) = self.wake(tick, None);
             self.forward(pid, &got, capture.as_ref());
         }
         let status = self.reaped.take();
@@ -230,6 +263,32 @@ impl Supervisor {
             }
             log::debug("forwarding signal", &[("signal", &signals::name(s.signo))]);
             send_group(pid, s.signo);
+        }
+    }
+}
+
+/// Arms inotify for one wait once it has lasted `ARM_AFTER`, and says how long to sleep.
+struct Armer {
+    start: Instant,
+    armed: bool,
+}
+
+impl Armer {
+    fn new() -> Armer {
+        Armer {
+            start: Instant::now(),
+            armed: false,
+        }
+    }
+
+    fn tick(&mut self, sup: &mut Supervisor, dirs: &[&Path]) -> Duration {
+        if !self.armed && self.start.elapsed() >= ARM_AFTER {
+            self.armed = sup.watch(dirs);
+        }
+        if self.armed {
+            WATCHED_TICK
+        } else {
+            TICK
         }
     }
 }

@@ -3,8 +3,10 @@
 //! An inotify descriptor over the folders (not the files: they come and go, and a rename into
 //! place must count) joins the signalfd in the loop's `poll`, so a signal file, a debug-pause
 //! marker or a dependency's `exitcode` is seen at once, and an idle emissary sleeps instead of
-//! polling. inotify can be unavailable (instance limit reached, a file system without it):
-//! then `Watch::new` gives `None` and the loop falls back to looking every short tick.
+//! polling. One instance serves the whole run and is only made once a wait has lasted a
+//! while: closing an inotify instance waits for the kernel's mark cleanup (an RCU grace
+//! period, ~10 ms), which a step that ends at once should not pay. inotify can be unavailable
+//! (instance limit reached, a file system without it): the loop then looks every short tick.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -25,28 +27,31 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Watches every folder of `dirs`, creating missing ones (0777, as upstream's wait
-    /// container does, so that a folder another container has not made yet can be watched).
-    pub fn new(dirs: &[&Path]) -> Option<Watch> {
+    /// A new inotify instance, or `None` where there is none to be had.
+    pub fn new() -> Option<Watch> {
         // SAFETY: inotify_init1 returns a new descriptor or -1.
         let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if fd < 0 {
             return None;
         }
         // SAFETY: fd is a fresh descriptor owned only here.
-        let w = Watch {
+        Some(Watch {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        };
-        for dir in dirs {
-            // A folder we cannot create or watch leaves the whole wait to the periodic look.
-            fsx::mkdir_all(dir, 0o777).ok()?;
-            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
-            // SAFETY: c is a valid path; the watch descriptor is owned by the inotify fd.
-            if unsafe { libc::inotify_add_watch(w.fd.as_raw_fd(), c.as_ptr(), EVENTS) } < 0 {
-                return None;
-            }
-        }
-        Some(w)
+        })
+    }
+
+    /// Watches every folder of `dirs` (watching one twice is harmless), creating missing ones
+    /// 0777 as upstream's wait container does, so a folder another container has not made yet
+    /// can be watched. False when one cannot be watched: the caller then keeps looking often.
+    pub fn add(&self, dirs: &[&Path]) -> bool {
+        dirs.iter().all(|dir| {
+            let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+                return false;
+            };
+            // SAFETY: c is a valid path; the watch belongs to our inotify descriptor.
+            fsx::mkdir_all(dir, 0o777).is_ok()
+                && unsafe { libc::inotify_add_watch(self.fd(), c.as_ptr(), EVENTS) } >= 0
+        })
     }
 
     pub fn fd(&self) -> i32 {

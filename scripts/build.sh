@@ -7,6 +7,9 @@
 #                               panics as an immediate abort (no formatting or backtrace
 #                               machinery), no unwind tables, not position-independent:
 #                               target/shipped/x86_64-unknown-linux-musl/release/argoexec
+#                               (not -Zfmt-debug=none: it empties every {:?} in our messages,
+#                               so "command not found" lost the command's name; it saved
+#                               nothing in size)
 #   --target TRIPLE             another musl target, with either of the above; the one
 #                               other target supported is aarch64-unknown-linux-musl
 #                               (arm64), linked with rust-lld, the linker every Rust
@@ -49,7 +52,7 @@ if ((shipped)); then
         rustup component add rust-src --toolchain nightly >&2
     rustup target list --toolchain nightly --installed | grep -qx "$target" ||
         rustup target add "$target" --toolchain nightly >&2
-    RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Crelocation-model=static -Cforce-unwind-tables=no" \
+    RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Crelocation-model=static -Cforce-unwind-tables=no" \
         cargo +nightly build --release --target "$target" \
         -Z build-std=std,panic_abort --target-dir target/shipped >&2
     bin=target/shipped/$target/release/argoexec

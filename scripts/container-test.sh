@@ -29,6 +29,8 @@ MAIN_USER=1000:1000
 CT_NAME=argoexec-ctest-$$ # prefix of every name this run gives podman
 IMAGE=localhost/$CT_NAME-argoexec:test
 BUSYBOX_IMAGE=localhost/$CT_NAME-busybox:test
+UPSTREAM_IMAGE=localhost/$CT_NAME-upstream:test # a stand-in for upstream's executor image
+OVER_IMAGE=localhost/$CT_NAME-over-upstream:test
 CT_PODS=()
 CT_STATE=
 PODMAN_SKIP=
@@ -86,7 +88,7 @@ cleanup_all() {
         done
         pm rm -f -t 0 "$CT_NAME-image-probe"
         pause=$(pm images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/podman-pause:')
-        pm rmi -f "$IMAGE" "$BUSYBOX_IMAGE" $pause
+        pm rmi -f "$OVER_IMAGE" "$UPSTREAM_IMAGE" "$IMAGE" "$BUSYBOX_IMAGE" $pause
     } >/dev/null 2>&1
     # Nothing should be mounted below it any more; if something is, do not delete through it.
     while read -r _ m _; do
@@ -258,6 +260,26 @@ case_image() {
     out=$(pm run --rm --pull=never --network none "$IMAGE" wait 2>&1)
     assert_eq 64 "$(pm run --rm --pull=never --network none "$IMAGE" wait >/dev/null 2>&1; echo $?)" "wait without ARGOEXEC_UPSTREAM"
     assert_contains "$out" "ARGOEXEC_UPSTREAM" "the reason names ARGOEXEC_UPSTREAM"
+}
+
+# scripts/Containerfile.over-upstream over a stand-in for upstream's image (busybox, and a
+# script as /bin/argoexec that names itself): ours answers version, upstream's gets wait and
+# init (ARGOEXEC_UPSTREAM set by the image) with the same arguments.
+case_over_upstream() {
+    need_podman
+    local ctx=$CT_STATE/upstream-ctx out
+    cp -a "$CT_STATE/busybox-ctx" "$ctx"
+    printf '#!/bin/sh\necho "upstream argoexec:" "$@"\n' >"$ctx/bin/argoexec"
+    chmod 0755 "$ctx/bin/argoexec"
+    printf 'FROM scratch\nCOPY bin/ /bin/\nENTRYPOINT ["argoexec"]\n' >"$ctx/Containerfile"
+    assert_true "stand-in upstream image built" pm build -q --pull=never -t "$UPSTREAM_IMAGE" -f "$ctx/Containerfile" "$ctx" >/dev/null || return
+    out=$(pm build -q --pull=never -t "$OVER_IMAGE" -f "$REPO_ROOT/scripts/Containerfile.over-upstream" \
+        --build-arg UPSTREAM="$UPSTREAM_IMAGE" --build-arg ARGOEXEC="$IMAGE" "$ctx" 2>&1)
+    assert_eq 0 $? "scripts/Containerfile.over-upstream builds ($out)" || return
+    assert_eq "$VERSION_LINE" "$(pm run --rm --pull=never --network none "$OVER_IMAGE" version 2>&1)" "version is ours"
+    assert_eq "upstream argoexec: wait --loglevel info" "$(pm run --rm --pull=never --network none "$OVER_IMAGE" wait --loglevel info 2>&1)" "wait handed to upstream"
+    assert_eq "upstream argoexec: init --loglevel info" "$(pm run --rm --pull=never --network none -e ARGO_TEMPLATE='{}' "$OVER_IMAGE" init --loglevel info 2>&1)" "init handed to upstream"
+    assert_eq "$(cat "$ctx/bin/argoexec")" "$(pm run --rm --pull=never --network none --entrypoint /bin/busybox "$OVER_IMAGE" cat /bin/argoexec-upstream)" "upstream's binary kept as /bin/argoexec-upstream"
 }
 
 # A script step: init stages binary, template and script; main (1000:1000, read-only root)
@@ -435,6 +457,7 @@ setup() {
 if setup; then
     [[ -n $PODMAN_SKIP ]] && echo "# $PODMAN_SKIP"
     run_case "container: the image: only /bin/argoexec, version = labels, wait needs upstream" case_image
+    run_case "container: Containerfile.over-upstream: version ours, wait and init handed to upstream" case_over_upstream
     run_case "container: script step: init, main as 1000:1000 read-only, parameter, dir artifact, sidecar stopped" case_script_step
     run_case "container: failing step: exit 3 in podman inspect and exitcode" case_failing_step
     run_case "container: podman exec main argoexec kill 15 1: 143" case_argoexec_kill

@@ -13,6 +13,11 @@
 #   tar, diffutils, findutils, file
 #                   unpacking and comparing artifacts, telling static binaries apart
 # and the Rust target of the static binary.
+#
+# Installed only by the tests that use them (ensure_debian_packages):
+#   podman runc catatonit   scripts/container-test.sh (real pods; catatonit is the pod's
+#                           infra process, which podman builds its pause image from)
+#   qemu-user-static        scripts/arm64-test.sh (runs the aarch64 binary)
 
 TEST_DEBIAN_PACKAGES=(busybox-static tini dumb-init python3 util-linux mount procps coreutils time tar diffutils findutils file)
 
@@ -30,10 +35,11 @@ _deps_missing_packages() {
     done
 }
 
-ensure_test_deps() {
+# ensure_debian_packages PACKAGE...: installs those that are missing, without recommends.
+ensure_debian_packages() {
     local missing=()
     if command -v dpkg-query >/dev/null 2>&1; then
-        mapfile -t missing < <(_deps_missing_packages "${TEST_DEBIAN_PACKAGES[@]}")
+        mapfile -t missing < <(_deps_missing_packages "$@")
     fi
     if ((${#missing[@]})); then
         echo "installing test dependencies: ${missing[*]}" >&2
@@ -44,6 +50,17 @@ ensure_test_deps() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             "${missing[@]}" || return 1
     fi
+    return 0
+}
+
+# ensure_rust_target TRIPLE: the target's standard library for the default toolchain.
+ensure_rust_target() {
+    command -v rustup >/dev/null 2>&1 || return 0
+    rustup target list --installed 2>/dev/null | grep -qx "$1" || rustup target add "$1"
+}
+
+ensure_test_deps() {
+    ensure_debian_packages "${TEST_DEBIAN_PACKAGES[@]}" || return 1
     if command -v rustup >/dev/null 2>&1 &&
         ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
         rustup target add x86_64-unknown-linux-musl || return 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every tests/sh/t-*.sh, sums their `N passed, N failed` lines and prints the total the
 # same way. A script that hangs (killed after SCRIPT_TIMEOUT seconds) or ends without its
-# summary line counts as one failure.
+# summary line counts as one failure. A script may ask for a longer limit with a line
+# `# run-all-timeout: SECONDS` among its first lines (one that builds or installs on first run).
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,7 +14,10 @@ passed=0
 failed=0
 for t in "$here"/t-*.sh; do
     echo "== $(basename "$t")"
-    out=$(timeout -s KILL "${SCRIPT_TIMEOUT:-180}" bash "$t" 2>&1)
+    limit=${SCRIPT_TIMEOUT:-180}
+    own=$(head -n 5 "$t" | sed -n 's/^# run-all-timeout: \([0-9][0-9]*\)$/\1/p')
+    [[ -n $own ]] && ((own > limit)) && limit=$own
+    out=$(timeout -s KILL "$limit" bash "$t" 2>&1)
     rc=$?
     printf '%s\n' "$out" | sed '$d'
     summary=$(printf '%s\n' "$out" | tail -n 1)

@@ -1,0 +1,471 @@
+#!/usr/bin/env bash
+# Plays Argo workflow pods with real containers: podman (Debian's), our image and a user image.
+#
+#   - our image: Containerfile, FROM scratch, nothing but the static binary at /bin/argoexec;
+#   - a user image FROM scratch with Debian's static busybox as /bin/busybox and its applets;
+#   - per scenario a pod (`podman pod create`, no network) with two volumes, var-run-argo at
+#     /var/run/argo (the emptyDir, made 0777 as the kubelet makes it) and argo-staging at
+#     /argo/staging; an init container from our image runs `argoexec init` with ARGO_TEMPLATE;
+#     main (busybox image, user 1000:1000, read-only root, /tmp a tmpfs) runs
+#     `/var/run/argo/argoexec emissary -- CMD` as its PID 1; sidecars likewise, as root;
+#   - the wait container's part is played from the host, through the volume's mount point
+#     (`podman volume inspect`): exitcode, stdout, outputs/.
+#
+# The image's binary is the shipped build (scripts/build.sh --shipped, the product) when this
+# machine can make it, else the stable build (scripts/build.sh); ARGOEXEC_IMAGE_BUILD=stable or
+# =shipped forces one (and a shipped build that fails is then a failure).
+#
+# Everything podman keeps goes to a private temporary folder (its own containers.conf, storage,
+# state and locks), so a run neither sees nor disturbs other users of podman on the machine;
+# every pod, container, volume and image is removed by name at the end, then that folder.
+# When podman itself cannot run a container here, every case is skipped with podman's reason.
+#
+# Usage: scripts/container-test.sh   (last line `N passed, N failed`)
+set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../tests/sh/lib.sh"
+
+EMISSARY=(/var/run/argo/argoexec emissary --loglevel info --log-format text --gloglevel 0 --)
+MAIN_USER=1000:1000
+CT_NAME=argoexec-ctest-$$ # prefix of every name this run gives podman
+IMAGE=localhost/$CT_NAME-argoexec:test
+BUSYBOX_IMAGE=localhost/$CT_NAME-busybox:test
+UPSTREAM_IMAGE=localhost/$CT_NAME-upstream:test # a stand-in for upstream's executor image
+OVER_IMAGE=localhost/$CT_NAME-over-upstream:test
+CT_PODS=()
+CT_STATE=
+PODMAN_SKIP=
+
+# ---------------------------------------------------------------- podman, privately
+
+# podman_setup: CT_STATE, a folder holding podman's configuration, storage and state.
+podman_setup() {
+    CT_STATE=$(mktemp -d "${TMPDIR:-/tmp}/$CT_NAME.XXXXXX") || return 1
+    mkdir -p "$CT_STATE/conf"
+    cat >"$CT_STATE/conf/containers.conf" <<EOF
+# Written by scripts/container-test.sh for one run; removed with it.
+[containers]
+# The sandbox this runs in lacks CAP_SYS_RESOURCE, and its hard limits are 20000: the runtime
+# cannot set podman's default rlimits (nofile 1048576, nproc), "error setting rlimit type 7:
+# operation not permitted". Ask for what we are allowed.
+default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
+
+[engine]
+# runc: crun refuses this machine's cgroup layout (v1 controllers, a tmpfs at /sys/fs/cgroup).
+runtime = "runc"
+# No systemd runs here: the systemd cgroup manager fails ("systemd not running on this host").
+cgroup_manager = "cgroupfs"
+# No journald either: the journald events logger fails on every event ("sendmsg: no such file").
+events_logger = "file"
+# Podman's runtime state (exit files, events, locks) kept here, not in the machine's /run and
+# /dev/shm, so that concurrent runs (other work trees, CI) never share a lock or a database.
+tmp_dir = "$CT_STATE/libpod"
+lock_type = "file"
+EOF
+    cat >"$CT_STATE/conf/storage.conf" <<EOF
+# Written by scripts/container-test.sh for one run; removed with it.
+[storage]
+# vfs: layers are plain copies, nothing is mounted, whatever the file system under TMPDIR;
+# our two images hold about 3 MB, so its cost is nil.
+driver = "vfs"
+graphroot = "$CT_STATE/storage"
+runroot = "$CT_STATE/run"
+EOF
+    export CONTAINERS_CONF=$CT_STATE/conf/containers.conf
+    export CONTAINERS_STORAGE_CONF=$CT_STATE/conf/storage.conf
+}
+
+# pm ARGS...: podman, bounded in time so that a hang is a failure, not a stuck test.
+pm() { timeout -s KILL "${PM_TIMEOUT:-60}" podman "$@"; }
+
+# cleanup_all: every pod, container, volume and image of this run, by name, then the folder.
+cleanup_all() {
+    [[ -n $CT_STATE && -d $CT_STATE ]] || return 0
+    local p pause m
+    {
+        for p in "${CT_PODS[@]}"; do
+            pm pod rm -f -t 0 "$p"
+            pm volume rm -f "$p-var-run-argo" "$p-staging"
+        done
+        pm rm -f -t 0 "$CT_NAME-image-probe"
+        pause=$(pm images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/podman-pause:')
+        pm rmi -f "$OVER_IMAGE" "$UPSTREAM_IMAGE" "$IMAGE" "$BUSYBOX_IMAGE" $pause
+    } >/dev/null 2>&1
+    # Nothing should be mounted below it any more; if something is, do not delete through it.
+    while read -r _ m _; do
+        [[ $m == "$CT_STATE"/* ]] && umount -l "$m" 2>/dev/null
+    done </proc/mounts
+    rm -rf --one-file-system "$CT_STATE"
+}
+
+# image_binary: builds the image's binary (see the header); BIN is its path, BIN_BUILD which.
+image_binary() {
+    local out want=${ARGOEXEC_IMAGE_BUILD:-auto}
+    if [[ $want != stable ]]; then
+        if out=$(cd "$REPO_ROOT" && scripts/build.sh --shipped 2>"$CT_STATE/build.log" | tail -n 1) && [[ -n $out ]]; then
+            BIN=${out% *} BIN_BUILD=shipped
+            return 0
+        fi
+        if [[ $want == shipped ]]; then
+            tail -n 20 "$CT_STATE/build.log" >&2
+            return 1
+        fi
+        echo "# the shipped build is not possible here (see scripts/build.sh --shipped); using the stable build" >&2
+    fi
+    out=$(cd "$REPO_ROOT" && scripts/build.sh 2>"$CT_STATE/build.log" | tail -n 1) && [[ -n $out ]] || {
+        tail -n 20 "$CT_STATE/build.log" >&2
+        return 1
+    }
+    BIN=${out% *} BIN_BUILD=stable
+}
+
+# build_images: ours from the Containerfile (the repository as context, the binary by build
+# arg, labels from `argoexec version`), and the busybox one from a temporary context.
+build_images() {
+    local rel ctx a
+    VERSION_LINE=$("$BIN" version) || return 1
+    # argoexec VERSION TARGET [commit COMMIT]
+    read -r _ V_VERSION V_TARGET _ V_COMMIT <<<"$VERSION_LINE"
+    rel=${BIN#"$REPO_ROOT"/}
+    pm build -q --pull=never -t "$IMAGE" -f "$REPO_ROOT/Containerfile" \
+        --build-arg BINARY="$rel" --build-arg VERSION="$V_VERSION" \
+        --build-arg TARGET="$V_TARGET" --build-arg REVISION="${V_COMMIT:-unknown}" \
+        "$REPO_ROOT" >"$CT_STATE/image.log" 2>&1 || {
+        cat "$CT_STATE/image.log" >&2
+        return 1
+    }
+    ctx=$CT_STATE/busybox-ctx
+    mkdir -p "$ctx/bin"
+    cp /bin/busybox "$ctx/bin/busybox"
+    for a in $(/bin/busybox --list); do
+        [[ $a == busybox ]] || ln -s busybox "$ctx/bin/$a"
+    done
+    printf 'FROM scratch\nCOPY bin/ /bin/\n' >"$ctx/Containerfile"
+    pm build -q --pull=never -t "$BUSYBOX_IMAGE" -f "$ctx/Containerfile" "$ctx" >"$CT_STATE/busybox.log" 2>&1 || {
+        cat "$CT_STATE/busybox.log" >&2
+        return 1
+    }
+}
+
+# probe: can podman run a container at all here? Sets PODMAN_SKIP to the reason when not.
+probe() {
+    local out
+    if ! out=$(pm run --rm --pull=never --network none --name "$CT_NAME-image-probe" "$BUSYBOX_IMAGE" true 2>&1); then
+        PODMAN_SKIP="podman cannot run a container on this machine: $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"
+    fi
+}
+
+need_podman() { [[ -z $PODMAN_SKIP ]] || skip "$PODMAN_SKIP"; }
+
+# ---------------------------------------------------------------- the pod
+
+# pod_new NAME: pod P (NAME prefixed) with its two volumes; VRA is var-run-argo's folder on the
+# host, TLOG_DIR a folder for termination logs.
+pod_new() {
+    need_podman
+    P=$CT_NAME-$1
+    CT_PODS+=("$P")
+    pm pod create --name "$P" --network none >/dev/null || return 1
+    pm volume create "$P-var-run-argo" >/dev/null && pm volume create "$P-staging" >/dev/null || return 1
+    VRA=$(pm volume inspect -f '{{.Mountpoint}}' "$P-var-run-argo") || return 1
+    STAGING=$(pm volume inspect -f '{{.Mountpoint}}' "$P-staging") || return 1
+    chmod 0777 "$VRA" "$STAGING" # emptyDir
+    new_tmpdir TLOG_DIR
+    trap '_pod_cleanup; _case_cleanup' EXIT
+}
+_pod_cleanup() {
+    pm pod rm -f -t 0 "$P" >/dev/null 2>&1
+    pm volume rm -f "$P-var-run-argo" "$P-staging" >/dev/null 2>&1
+}
+
+# pod_init TEMPLATE: the init container from our image; status in INIT_RC, log in INIT_LOG.
+pod_init() {
+    INIT_LOG=$(pm run --pull=never --pod "$P" --name "$P-init" \
+        -v "$P-var-run-argo:/var/run/argo" -v "$P-staging:/argo/staging" \
+        -e ARGO_CONTAINER_NAME=init -e ARGO_POD_NAME="$P" -e ARGO_TEMPLATE="$1" \
+        "$IMAGE" init --loglevel info --log-format text --gloglevel 0 2>&1)
+    INIT_RC=$?
+}
+
+# ctr_start NAME [podman run options...] -- CMD...: container NAME of the pod in the background
+# (busybox image), the volumes mounted, the controller's environment, a termination log.
+ctr_start() {
+    local name=$1 opts=()
+    shift
+    while [[ $1 != -- ]]; do
+        opts+=("$1")
+        shift
+    done
+    shift
+    : >"$TLOG_DIR/$name"
+    chmod 0666 "$TLOG_DIR/$name"
+    pm run -d --pull=never --pod "$P" --name "$P-$name" \
+        -v "$P-var-run-argo:/var/run/argo" -v "$P-staging:/argo/staging" \
+        -v "$TLOG_DIR/$name:/dev/termination-log" \
+        -e ARGO_CONTAINER_NAME="$name" -e ARGO_POD_NAME="$P" -e ARGO_INCLUDE_SCRIPT_OUTPUT=true \
+        "${opts[@]}" "$BUSYBOX_IMAGE" "$@" >/dev/null
+}
+
+# main_start [podman run options...] -- CMD...: main, as a non-root user, read-only root.
+main_start() {
+    local opts=()
+    while [[ $1 != -- ]]; do
+        opts+=("$1")
+        shift
+    done
+    shift
+    ctr_start main --user "$MAIN_USER" --read-only --read-only-tmpfs=false \
+        --tmpfs /tmp:rw,mode=1777 "${opts[@]}" -- "${EMISSARY[@]}" "$@"
+}
+
+# ctr_wait NAME SECONDS: waits for the container to exit; its exit code (podman inspect) in
+# CTR_RC.
+ctr_wait() {
+    CTR_RC=timeout
+    wait_until "$2" ctr_exited "$1" || {
+        _not_ok "$1 still running after $2 s"
+        return 1
+    }
+    CTR_RC=$(pm inspect -f '{{.State.ExitCode}}' "$P-$1")
+}
+ctr_exited() { [[ $(pm inspect -f '{{.State.Status}}' "$P-$1" 2>/dev/null) == exited ]]; }
+
+ctr_log() { pm logs "$P-$1" 2>&1; }
+
+# ---------------------------------------------------------------- the wait container's reads
+
+wait_exitcode() { wait_until "$1" test -e "$VRA/ctr/$2/exitcode" || _not_ok "no ctr/$2/exitcode within $1 s"; }
+stdout_has() { grep -qF -- "$1" "$VRA/ctr/main/stdout" 2>/dev/null; }
+log_has() { ctr_log "$1" | grep -qF -- "$2"; }
+
+# tree DIR: one line per entry: path, type, mode, size of files, link target, sorted.
+tree() { (cd "$1" && find . -mindepth 1 -printf '%P %y %m %s %l\n' | awk '$2 != "f" { $4 = "-" } 1' | sort); }
+
+# ---------------------------------------------------------------- scenarios
+
+# The image: only the binary, its version as the label says; other subcommands need upstream.
+case_image() {
+    need_podman
+    local out
+    out=$(pm run --rm --pull=never --network none "$IMAGE" version 2>&1)
+    assert_eq "$VERSION_LINE" "$out" "argoexec version in the image"
+    assert_contains "$out" " commit " "version names the commit"
+    assert_eq "$V_VERSION $V_TARGET ${V_COMMIT:-unknown}" \
+        "$(pm image inspect -f '{{index .Labels "org.opencontainers.image.version"}} {{index .Labels "io.argoexec.target"}} {{index .Labels "org.opencontainers.image.revision"}}' "$IMAGE")" \
+        "labels: version, target, commit"
+    assert_contains "$(pm image inspect -f '{{index .Labels "org.opencontainers.image.source"}}' "$IMAGE")" "github.com" "source label"
+    assert_eq '[/bin/argoexec]' "$(pm image inspect -f '{{.Config.Entrypoint}}' "$IMAGE")" "entrypoint"
+    pm create --pull=never --name "$CT_NAME-image-probe" "$IMAGE" version >/dev/null
+    assert_eq "bin/argoexec" "$(pm export "$CT_NAME-image-probe" | tar -t | grep -v '/$' | sort | tr '\n' ' ' | sed 's/ $//')" "files in the image"
+    pm rm -f "$CT_NAME-image-probe" >/dev/null
+    out=$(pm run --rm --pull=never --network none "$IMAGE" wait 2>&1)
+    assert_eq 64 "$(pm run --rm --pull=never --network none "$IMAGE" wait >/dev/null 2>&1; echo $?)" "wait without ARGOEXEC_UPSTREAM"
+    assert_contains "$out" "ARGOEXEC_UPSTREAM" "the reason names ARGOEXEC_UPSTREAM"
+}
+
+# scripts/Containerfile.over-upstream over a stand-in for upstream's image (busybox, and a
+# script as /bin/argoexec that names itself): ours answers version, upstream's gets wait and
+# init (ARGOEXEC_UPSTREAM set by the image) with the same arguments.
+case_over_upstream() {
+    need_podman
+    local ctx=$CT_STATE/upstream-ctx out
+    cp -a "$CT_STATE/busybox-ctx" "$ctx"
+    printf '#!/bin/sh\necho "upstream argoexec:" "$@"\n' >"$ctx/bin/argoexec"
+    chmod 0755 "$ctx/bin/argoexec"
+    printf 'FROM scratch\nCOPY bin/ /bin/\nENTRYPOINT ["argoexec"]\n' >"$ctx/Containerfile"
+    assert_true "stand-in upstream image built" pm build -q --pull=never -t "$UPSTREAM_IMAGE" -f "$ctx/Containerfile" "$ctx" >/dev/null || return
+    out=$(pm build -q --pull=never -t "$OVER_IMAGE" -f "$REPO_ROOT/scripts/Containerfile.over-upstream" \
+        --build-arg UPSTREAM="$UPSTREAM_IMAGE" --build-arg ARGOEXEC="$IMAGE" "$ctx" 2>&1)
+    assert_eq 0 $? "scripts/Containerfile.over-upstream builds ($out)" || return
+    assert_eq "$VERSION_LINE" "$(pm run --rm --pull=never --network none "$OVER_IMAGE" version 2>&1)" "version is ours"
+    assert_eq "upstream argoexec: wait --loglevel info" "$(pm run --rm --pull=never --network none "$OVER_IMAGE" wait --loglevel info 2>&1)" "wait handed to upstream"
+    assert_eq "upstream argoexec: init --loglevel info" "$(pm run --rm --pull=never --network none -e ARGO_TEMPLATE='{}' "$OVER_IMAGE" init --loglevel info 2>&1)" "init handed to upstream"
+    assert_eq "$(cat "$ctx/bin/argoexec")" "$(pm run --rm --pull=never --network none --entrypoint /bin/busybox "$OVER_IMAGE" cat /bin/argoexec-upstream)" "upstream's binary kept as /bin/argoexec-upstream"
+}
+
+# A script step: init stages binary, template and script; main (1000:1000, read-only root)
+# writes a parameter and a directory artifact; the sidecar is stopped once main is done.
+case_script_step() {
+    pod_new script
+    local src tmpl exp t0 dt
+    src='set -e
+echo "hello from $(id -u):$(id -g)" > /tmp/message.txt
+mkdir -p /tmp/report/sub/empty
+printf "a\n" > /tmp/report/a.txt
+printf "deep" > /tmp/report/sub/b.txt
+chmod 0640 /tmp/report/sub/b.txt
+ln -s a.txt /tmp/report/link
+if touch /root-is-writable 2>/dev/null; then echo "root: writable"; else echo "root: read-only"; fi
+echo "pid1: $(tr "\0" " " </proc/1/cmdline)"
+echo "warning: to stderr" >&2
+echo "result-42"'
+    tmpl=$(SRC=$src python3 -c '
+import json, os
+print(json.dumps({
+    "name": "script-step", "inputs": {}, "metadata": {},
+    "outputs": {
+        "parameters": [{"name": "message", "valueFrom": {"path": "/tmp/message.txt"}}],
+        "artifacts": [{"name": "report", "path": "/tmp/report/"}],
+    },
+    "script": {"name": "", "image": "busybox", "command": ["sh"], "source": os.environ["SRC"]},
+    "sidecars": [{"name": "helper", "image": "busybox"}],
+    "archiveLocation": {"archiveLogs": True},
+}))')
+    pod_init "$tmpl"
+    assert_eq 0 "$INIT_RC" "init exit code ($INIT_LOG)" || return
+    assert_mode "$VRA/argoexec" 0555 "argoexec copied by init"
+    assert_same_bytes "$BIN" "$VRA/argoexec" "the copy is the image's binary"
+    assert_file_eq "$VRA/template" "$tmpl" "template"
+    assert_file_eq "$STAGING/script" "$src" "script staged"
+
+    ctr_start helper -e ARGO_TERMINATION_GRACE_PERIOD_SECONDS=5 -- \
+        "${EMISSARY[@]}" sh -c 'echo sidecar up; while :; do sleep 0.05; done' || return
+    assert_true "sidecar started" wait_until 20 log_has helper "sidecar up" || return
+    main_start -- sh /argo/staging/script || return
+    wait_exitcode 30 main || return
+    t0=$(now_ms)
+    ctr_wait main 20
+    assert_eq 0 "$CTR_RC" "main's exit code (podman inspect)"
+    assert_file_eq "$VRA/ctr/main/exitcode" 0 "main's exitcode file"
+
+    assert_true "root file system read-only" stdout_has "root: read-only"
+    assert_true "PID 1 is the emissary" stdout_has "pid1: /var/run/argo/argoexec emissary --loglevel info"
+    assert_eq "result-42" "$(tail -n 1 "$VRA/ctr/main/stdout")" "script result"
+    assert_not_contains "$(cat "$VRA/ctr/main/stdout")" "to stderr" "stdout holds no stderr"
+    assert_contains "$(cat "$VRA/ctr/main/combined")" "warning: to stderr" "combined holds stderr"
+    assert_contains "$(ctr_log main)" "result-42" "podman logs show the output"
+    assert_file_eq "$VRA/outputs/parameters/tmp/message.txt" "hello from 1000:1000"$'\n' "output parameter"
+
+    mkdir -p "$TLOG_DIR/got" "$TLOG_DIR/exp/report/sub/empty"
+    tar -xzf "$VRA/outputs/artifacts/tmp/report.tgz" -C "$TLOG_DIR/got"
+    exp=$TLOG_DIR/exp
+    printf 'a\n' >"$exp/report/a.txt"
+    printf deep >"$exp/report/sub/b.txt"
+    ln -s a.txt "$exp/report/link"
+    # The command runs with the emissary's umask 0, as upstream's does.
+    chmod 0777 "$exp/report" "$exp/report/sub" "$exp/report/sub/empty"
+    chmod 0666 "$exp/report/a.txt"
+    chmod 0640 "$exp/report/sub/b.txt"
+    assert_eq "$(tree "$exp")" "$(tree "$TLOG_DIR/got")" "artifact tree (types, modes, sizes, links)"
+    assert_eq "" "$(diff -r --no-dereference "$exp" "$TLOG_DIR/got" 2>&1)" "artifact contents"
+    assert_eq "1000/1000" "$(tar --numeric-owner -tvzf "$VRA/outputs/artifacts/tmp/report.tgz" | awk '{ print $2 }' | sort -u)" "artifact entries owned by main's user"
+
+    ctr_wait helper 20
+    dt=$(($(now_ms) - t0))
+    assert_eq 143 "$CTR_RC" "sidecar's exit code (it obeys SIGTERM)"
+    assert_file_eq "$VRA/ctr/helper/exitcode" 143 "sidecar's exitcode file"
+    assert_le "$dt" 4000 "ms from main's exitcode to the sidecar's end"
+}
+
+# run_main NAME TEMPLATE CMD...: a pod with init and main only; main started.
+run_main() {
+    pod_new "$1" || return 1
+    pod_init "$2"
+    assert_eq 0 "$INIT_RC" "init exit code ($INIT_LOG)" || return 1
+    shift 2
+    main_start -- "$@"
+}
+
+case_failing_step() {
+    run_main fail '{"name":"fails","container":{"image":"busybox"}}' sh -c 'echo failing; exit 3' || return
+    ctr_wait main 30
+    assert_eq 3 "$CTR_RC" "main's exit code (podman inspect)"
+    assert_file_eq "$VRA/ctr/main/exitcode" 3 "exitcode file"
+    assert_file_eq "$VRA/ctr/main/stdout" "failing"$'\n' "stdout"
+    assert_contains "$(ctr_log main)" "exit status 3" "log"
+}
+
+# The controller's way to stop a step: `argoexec kill 15 1` run inside the container.
+case_argoexec_kill() {
+    run_main kill '{"name":"stopped"}' sh -c 'echo up; while :; do sleep 0.05; done' || return
+    assert_true "main started" wait_until 20 stdout_has up || return
+    local out
+    out=$(pm exec "$P-main" /var/run/argo/argoexec kill 15 1 2>&1)
+    assert_eq 0 $? "podman exec ... argoexec kill 15 1 ($out)"
+    assert_contains "$out" "killing 1 with SIGTERM" "kill's message"
+    ctr_wait main 20
+    assert_eq 143 "$CTR_RC" "main's exit code (podman inspect)"
+    assert_file_eq "$VRA/ctr/main/exitcode" 143 "exitcode file"
+}
+
+# The container runtime's way: SIGTERM to PID 1 (kubelet, podman stop/kill).
+case_podman_kill() {
+    run_main term '{"name":"terminated"}' sh -c 'echo up; while :; do sleep 0.05; done' || return
+    assert_true "main started" wait_until 20 stdout_has up || return
+    pm kill -s TERM "$P-main" >/dev/null
+    ctr_wait main 20
+    assert_eq 143 "$CTR_RC" "main's exit code (podman inspect)"
+    assert_file_eq "$VRA/ctr/main/exitcode" 143 "exitcode file"
+}
+
+# A sidecar that ignores SIGTERM: killed once the grace (2 s) after main's end has passed.
+case_sidecar_ignores_term() {
+    pod_new stubborn
+    pod_init '{"name":"with-sidecar","container":{"image":"busybox"},"sidecars":[{"name":"stubborn","image":"busybox"}]}'
+    assert_eq 0 "$INIT_RC" "init exit code ($INIT_LOG)" || return
+    ctr_start stubborn -e ARGO_TERMINATION_GRACE_PERIOD_SECONDS=2 -- \
+        "${EMISSARY[@]}" sh -c "trap '' TERM; echo up; while :; do sleep 0.05; done" || return
+    assert_true "sidecar started" wait_until 20 log_has stubborn up || return
+    main_start -- sh -c 'sleep 0.2' || return
+    wait_exitcode 30 main || return
+    local t0 dt
+    t0=$(now_ms)
+    ctr_wait stubborn 20
+    dt=$(($(now_ms) - t0))
+    assert_eq 137 "$CTR_RC" "sidecar's exit code (podman inspect)"
+    assert_file_eq "$VRA/ctr/stubborn/exitcode" 137 "sidecar's exitcode file"
+    assert_le 1500 "$dt" "ms from main's exitcode to the sidecar's end (grace 2 s)"
+    assert_le "$dt" 6000 "ms from main's exitcode to the sidecar's end"
+    assert_contains "$(ctr_log stubborn)" "main container(s) exited" "sidecar's log"
+}
+
+case_command_not_found() {
+    run_main missing '{"name":"missing-cmd"}' no-such-tool --flag || return
+    ctr_wait main 30
+    assert_eq 64 "$CTR_RC" "main's exit code (podman inspect)"
+    assert_file_eq "$VRA/ctr/main/exitcode" 64 "exitcode file"
+    assert_contains "$(ctr_log main)" "no-such-tool" "log names the command"
+    assert_contains "$(ctr_log main)" "executable file not found" "log says why"
+    assert_contains "$(cat "$TLOG_DIR/main")" "no-such-tool" "termination message"
+}
+
+# ---------------------------------------------------------------- run
+
+trap 'rc=$?; cleanup_all; (exit $rc); _lib_exit' EXIT
+
+setup() {
+    ensure_debian_packages podman runc catatonit busybox-static || {
+        _not_ok "cannot install podman runc catatonit"
+        return 1
+    }
+    podman_setup || return 1
+    if ! out=$(pm info 2>&1); then
+        PODMAN_SKIP="podman does not work on this machine: $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"
+        return 0
+    fi
+    image_binary || {
+        _not_ok "cannot build the binary"
+        return 1
+    }
+    echo "# image binary: $BIN_BUILD build, $(stat -c %s "$BIN") bytes"
+    build_images || {
+        _not_ok "cannot build the images"
+        return 1
+    }
+    probe
+}
+# set-up failures are failures (the images and the binary are ours); only podman itself may skip.
+if setup; then
+    [[ -n $PODMAN_SKIP ]] && echo "# $PODMAN_SKIP"
+    run_case "container: the image: only /bin/argoexec, version = labels, wait needs upstream" case_image
+    run_case "container: Containerfile.over-upstream: version ours, wait and init handed to upstream" case_over_upstream
+    run_case "container: script step: init, main as 1000:1000 read-only, parameter, dir artifact, sidecar stopped" case_script_step
+    run_case "container: failing step: exit 3 in podman inspect and exitcode" case_failing_step
+    run_case "container: podman exec main argoexec kill 15 1: 143" case_argoexec_kill
+    run_case "container: podman kill -s TERM: 143" case_podman_kill
+    run_case "container: sidecar ignoring SIGTERM killed after its 2 s grace: 137" case_sidecar_ignores_term
+    run_case "container: command not found: 64, reason in the log and termination message" case_command_not_found
+else
+    FAILED=$((FAILED + 1))
+    echo "FAIL - container test set-up"
+fi
+finish

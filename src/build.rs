@@ -1,17 +1,24 @@
 //! Records the target triple and the git commit (when known) for `argoexec version`.
 use std::process::Command;
 
-fn main() {
-    let target = std::env::var("TARGET").unwrap_or_default();
-    println!("cargo:rustc-env=ARGOEXEC_TARGET={target}");
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
+fn git(args: &[&str]) -> Option<String> {
+    Command::new("git")
+        .args(args)
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+}
+
+fn main() {
+    let target = std::env::var("TARGET").unwrap_or_default();
+    println!("cargo:rustc-env=ARGOEXEC_TARGET={target}");
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_default();
     println!("cargo:rustc-env=ARGOEXEC_COMMIT={commit}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs");
+    // Rebuild when HEAD moves; git says where HEAD lives (a worktree's `.git` is a file).
+    for name in ["HEAD", "refs"] {
+        if let Some(p) = git(&["rev-parse", "--path-format=absolute", "--git-path", name]) {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
 }

@@ -81,9 +81,10 @@ fn copy_self(dest: &Path, argv0: &OsStr) -> Result<()> {
     let mut src = open_own_binary(argv0)?;
     let mut out = AtomicFile::create(dest, 0o555)
         .map_err(|e| Error::io("failed to create", dest.display(), e))?;
-    std::io::copy(&mut src, out.file())
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::io("failed to copy binary to", dest.display(), e))?;
+    let exe = Path::new("own binary");
+    fsx::copy(&mut src, exe, out.file(), dest)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::new(format!("failed to copy the binary: {e}")))?;
     out.commit()
         .map_err(|e| Error::io("failed to rename binary into", dest.display(), e))?;
     log::info("copied binary", &[("path", &dest.to_string_lossy())]);

@@ -10,14 +10,14 @@
 //! on the way that is not a real folder (say a symlink planted by a neighbour container in the
 //! shared root) is refused rather than followed.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::archive::{self, annotate};
+use crate::archive;
 use crate::error::{Error, Result};
-use crate::fsx::{self, AtomicFile};
+use crate::fsx::{self, annotate, copy, AtomicFile};
 use crate::log;
 use crate::paths::{clean, clean_go, is_within};
 use crate::template::{Artifact, Template, VolumeMount};
@@ -173,22 +173,6 @@ fn write_parameter(src: &Path, dst: &Path) -> io::Result<()> {
     let mut out = AtomicFile::create(dst, FILE_MODE).map_err(|e| annotate("creating", dst, e))?;
     copy(&mut from, src, out.file(), dst)?;
     out.commit().map_err(|e| annotate("renaming into", dst, e))
-}
-
-/// Copies `from` to its end into `to`, saying which side failed. A plain loop rather than
-/// `io::copy`, whose errors do not tell reading from writing; parameters are small anyway.
-fn copy(from: &mut File, src: &Path, to: &mut File, dst: &Path) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(annotate("reading", src, e)),
-        };
-        to.write_all(&buf[..n])
-            .map_err(|e| annotate("writing", dst, e))?;
-    }
 }
 
 /// Archives `src` into `dst` through a temporary file, renamed once complete.

@@ -31,7 +31,8 @@ pub fn run(cfg: &Config, mask: SigSet, argv: Vec<OsString>) -> i32 {
     let result = match Supervisor::new() {
         Ok(mut sup) => steps(cfg, mask, &mut sup, argv),
         Err(e) => Err(Error::new(format!("failed to set up signal handling: {e}"))),
-    };
+    }
+    .map_err(|e| e.whose(&cfg.container, None));
     finish(cfg, result)
 }
 
@@ -58,15 +59,28 @@ fn steps(cfg: &Config, mask: SigSet, sup: &mut Supervisor, mut argv: Vec<OsStrin
         Path::new(crate::config::OFFLOADED_TEMPLATE),
     )?;
     let tmpl = Template::parse(&raw)?;
+    with_template(cfg, mask, sup, &argv, &dir, &tmpl)
+        .map_err(|e| e.whose(&cfg.container, Some(tmpl.display_name())))
+}
+
+/// Steps 5 to 11, once the template is known.
+fn with_template(
+    cfg: &Config,
+    mask: SigSet,
+    sup: &mut Supervisor,
+    argv: &[OsString],
+    dir: &Path,
+    tmpl: &Template,
+) -> Result<i32> {
     if cfg.wait_for_ready && cfg.container == "main" {
-        initless::stage_inputs(&tmpl, Path::new(initless::INPUTS_DIR))?;
+        initless::stage_inputs(tmpl, Path::new(initless::INPUTS_DIR))?;
     }
 
     // 5. ContainerSet dependencies.
-    deps::wait(sup, cfg, &tmpl)?;
+    deps::wait(sup, cfg, tmpl)?;
 
     // 6. The command, on PATH.
-    let path = resolve(cfg, &tmpl, &argv[0])?;
+    let path = resolve(cfg, tmpl, &argv[0])?;
 
     // 7. Debug pause before.
     if cfg.pause_before {
@@ -74,7 +88,7 @@ fn steps(cfg: &Config, mask: SigSet, sup: &mut Supervisor, mut argv: Vec<OsStrin
     }
 
     // 8. Attempts.
-    let (code, captured) = attempts(cfg, &tmpl, sup, mask, &path, &argv, &dir)?;
+    let (code, captured) = attempts(cfg, tmpl, sup, mask, &path, argv, dir)?;
 
     // 9. Debug pause after: a termination signal ends it, the code stays the child's.
     if cfg.pause_after {
@@ -83,7 +97,7 @@ fn steps(cfg: &Config, mask: SigSet, sup: &mut Supervisor, mut argv: Vec<OsStrin
 
     // 10 and 11. The exit code is the child's; outputs are saved whatever it was.
     if cfg.container == "main" {
-        outputs::save(&cfg.root, &tmpl)?;
+        outputs::save(&cfg.root, tmpl)?;
     } else {
         log::info("not saving outputs - not main container", &[]);
     }

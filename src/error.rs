@@ -43,6 +43,25 @@ impl Error {
         }
     }
 
+    /// Names the container (and the template, once known) in the message, so a user reading
+    /// one pod's logs among many sees whose step failed; a message that names them already is
+    /// left as it is.
+    pub fn whose(mut self, container: &str, template: Option<&str>) -> Error {
+        if let Some(m) = &mut self.msg {
+            if !m.contains("(container ") {
+                m.push_str(" (container ");
+                m.push_str(container);
+                if let Some(t) = template {
+                    m.push_str(", template \"");
+                    m.push_str(t);
+                    m.push('"');
+                }
+                m.push(')');
+            }
+        }
+        self
+    }
+
     /// A quiet exit with `code`, e.g. 143 when SIGTERM ends a dependency wait.
     pub fn exit(code: i32) -> Error {
         Error { code, msg: None }

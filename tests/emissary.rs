@@ -797,3 +797,33 @@ fn tty_terminal_restored_after_run() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(r.read("before"), r.read("after"));
 }
+
+#[test]
+fn failures_name_the_container_and_template() {
+    // An output that cannot be saved, in a template with a name.
+    let r = Root::new();
+    let dir = r.path("a-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    r.write(
+        "template",
+        &format!(
+            r#"{{"name":"report-step","outputs":{{"parameters":[{{"name":"p","valueFrom":{{"path":"{}"}}}}]}}}}"#,
+            dir.display()
+        ),
+    );
+    let o = r.sh("exit 0");
+    assert_eq!(code(&o), 64);
+    let e = stderr(&o);
+    assert!(
+        e.contains("(container main, template \"report-step\")"),
+        "{e}"
+    );
+    assert!(r.read("termination-log").contains("report-step"));
+
+    // Before the template is read, the container alone.
+    let r = Root::with_template("not json");
+    let mut c = r.emissary(&["true"]);
+    c.env("ARGO_CONTAINER_NAME", "side");
+    let o = run(c);
+    assert!(stderr(&o).contains("(container side)"), "{}", stderr(&o));
+}

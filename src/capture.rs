@@ -134,9 +134,10 @@ pub fn start(dir: &Path) -> Result<(Capture, ChildEnds)> {
     let (out_r, out_w) = pipe_or_fail()?;
     let (err_r, err_w) = pipe_or_fail()?;
     for fd in [&out_r, &err_r] {
-        // SAFETY: fd is an open pipe; F_SETPIPE_SZ only resizes its buffer, and a refused
-        // size leaves the default, which works too.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+        // SAFETY: fd is an open pipe; F_SETPIPE_SZ only resizes its buffer.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) } < 0 {
+            // Refused (over the user's pipe limit): the default size works too, only slower.
+        }
     }
     let mut t = Threads::new()?;
     t.add(Stream::new(out_r, 1, vec![stdout_file, combined]), true)?;
@@ -275,11 +276,13 @@ impl Stream {
         }
         // Stopped: take what is already in the pipe without waiting for more.
         // SAFETY: src is our open pipe; O_NONBLOCK only changes how read behaves.
-        unsafe {
+        let nonblocking = unsafe {
             let fl = libc::fcntl(src, libc::F_GETFL);
-            if fl >= 0 {
-                libc::fcntl(src, libc::F_SETFL, fl | libc::O_NONBLOCK);
-            }
+            fl >= 0 && libc::fcntl(src, libc::F_SETFL, fl | libc::O_NONBLOCK) == 0
+        };
+        if !nonblocking {
+            // Draining would block on a pipe a grandchild holds: leave what is buffered.
+            return self.incomplete;
         }
         while let Ok(n) = read(src, &mut buf) {
             if n == 0 {

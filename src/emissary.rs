@@ -106,7 +106,7 @@ fn with_template(
 }
 
 fn prepare_dir(cfg: &Config) -> Result<std::path::PathBuf> {
-    // SAFETY: umask only changes this process's file creation mask.
+    // SAFETY: umask only changes this process's file creation mask, and cannot fail.
     unsafe { libc::umask(0) };
     let dir = cfg.own_dir();
     fsx::mkdir_all(&dir, 0o777)

@@ -18,7 +18,7 @@ const SCRIPT_PATH: &str = "/argo/staging/script";
 
 /// `argv0` is how we were started: where to find our own binary when there is no `/proc`.
 pub fn run(cfg: &Config, argv0: &OsStr) -> Result<()> {
-    // SAFETY: umask only changes this process's file creation mask.
+    // SAFETY: umask only changes this process's file creation mask, and cannot fail.
     unsafe { libc::umask(0) };
     fsx::mkdir_all(&cfg.root, 0o777)
         .map_err(|e| Error::io("failed to create", cfg.root.display(), e))?;

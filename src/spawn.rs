@@ -59,7 +59,9 @@ pub fn start(path: &Path, args: &[OsString], mask: SigSet, output: Output) -> Re
             // The child never ran: reap it here, it is ours alone.
             let mut st = 0;
             // SAFETY: waits for the child just forked; st is a valid int.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
+            if unsafe { libc::waitpid(pid, &mut st, 0) } < 0 {
+                // Already reaped by nobody else (it is ours alone): nothing left to do.
+            }
             Err(start_error(path, io::Error::from_raw_os_error(errno)))
         }
     }

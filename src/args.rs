@@ -18,7 +18,8 @@ pub fn append_from_file(args: &mut Vec<OsString>, file: &Path) -> Result<()> {
         "Reading container args from file",
         &[("file", &file.to_string_lossy())],
     );
-    let data = std::fs::read(file)
+    // A ConfigMap's file: a link is expected, a FIFO or a huge file is not.
+    let data = fsx::read_file(file, crate::template::MAX_JSON, true)
         .map_err(|e| Error::io("failed to read container args file", file.display(), e))?;
     let bad = |why: String| {
         Error::new(format!(

@@ -111,7 +111,23 @@ fn prepare_dir(cfg: &Config) -> Result<std::path::PathBuf> {
     let dir = cfg.own_dir();
     fsx::mkdir_all(&dir, 0o777)
         .map_err(|e| Error::io("failed to create ctr directory", dir.display(), e))?;
+    own_dir_is_real(cfg)?;
     Ok(dir)
+}
+
+/// `ctr` and `ctr/C` must be real folders: a neighbour's link there would have every file
+/// of ours written outside the root.
+fn own_dir_is_real(cfg: &Config) -> Result<()> {
+    let ctr = cfg.root.join("ctr");
+    for d in [ctr.as_path(), &cfg.own_dir()] {
+        if !fsx::is_real_dir(d) {
+            return Err(Error::new(format!(
+                "{} is not a real folder (a link?); refusing to write through it",
+                d.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::PathBuf> {
@@ -232,9 +248,12 @@ pub fn finish(cfg: &Config, result: Result<i32>) -> i32 {
             e.code
         }
     };
-    let dir = cfg.own_dir();
-    let file = dir.join("exitcode");
-    if let Err(e) = fsx::write_atomic(&file, code.to_string().as_bytes(), 0o644) {
+    let file = cfg.own_dir().join("exitcode");
+    let written = own_dir_is_real(cfg).and_then(|()| {
+        fsx::write_atomic(&file, code.to_string().as_bytes(), 0o644)
+            .map_err(|e| Error::new(e.to_string()))
+    });
+    if let Err(e) = written {
         let msg = format!("failed to write exit code to {}: {e}", file.display());
         report(cfg, &msg);
         code = crate::error::EXIT_FAILURE;
@@ -271,7 +290,8 @@ fn write_termination_log(path: &Path, msg: &str) -> std::io::Result<()> {
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
+        // A FIFO with no reader fails at once rather than holding up the exit code.
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)?;
     f.write_all(msg.as_bytes())
 }

@@ -110,14 +110,67 @@ pub fn mkdir_all(path: &Path, mode: u32) -> io::Result<()> {
         .create(path)
 }
 
+/// Whether `path` is a folder itself, not a link to one.
+pub fn is_real_dir(path: &Path) -> bool {
+    path.symlink_metadata().is_ok_and(|m| m.is_dir())
+}
+
 /// Opens a file for appending, creating it with `mode`, refusing a symlink in its place.
+/// Only a regular file is taken: a FIFO planted there fails to open at once (no reader, and
+/// `O_NONBLOCK`) or is refused, instead of blocking the emissary.
 pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
-    OpenOptions::new()
+    let f = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    regular(f)
+}
+
+fn regular(f: File) -> io::Result<File> {
+    if f.metadata()?.is_file() {
+        Ok(f)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ))
+    }
+}
+
+/// Opens a regular file for reading without blocking on a FIFO; `follow` says whether a
+/// symlink may lead to it (a ConfigMap's files are links; the shared folder's must not be).
+/// `Ok(None)` when there is no such file.
+fn open_regular(path: &Path, follow: bool) -> io::Result<Option<File>> {
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
+    {
+        Ok(f) => regular(f).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a whole regular file of at most `limit` bytes (an error past that): a template or
+/// an args file, which a neighbour could swap for a FIFO, `/dev/zero` or a huge file.
+pub fn read_limited(path: &Path, limit: u64, follow: bool) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let Some(file) = open_regular(path, follow)? else {
+        return Ok(None);
+    };
+    let mut buf = Vec::new();
+    file.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes"),
+        ));
+    }
+    Ok(Some(buf))
 }
 
 /// `err`, saying what was being done to which path (the format of `Error::io`), kind kept.
@@ -142,25 +195,18 @@ pub fn copy(from: &mut File, src: &Path, to: &mut File, dst: &Path) -> io::Resul
     }
 }
 
+/// `read_limited`, where a missing file is an error too.
+pub fn read_file(path: &Path, limit: u64, follow: bool) -> io::Result<Vec<u8>> {
+    read_limited(path, limit, follow)?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+}
+
 /// Reads at most `max` bytes of a regular file without following a symlink or blocking on a
 /// FIFO. `Ok(None)` when the file does not exist; an error when it is not a regular file.
 pub fn read_small(path: &Path, max: usize) -> io::Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(file) = open_regular(path, false)? else {
+        return Ok(None);
     };
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
     let mut buf = Vec::with_capacity(max.min(64));
     file.take(max as u64).read_to_end(&mut buf)?;
     Ok(Some(buf))

@@ -6,12 +6,12 @@
 //! into a `serde_json::Value` and read by hand: one parser instance instead of a derived one
 //! per struct keeps the binary small.
 
-use std::io::ErrorKind;
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::fsx;
 
 #[derive(Debug, Default)]
 pub struct Template {
@@ -359,14 +359,19 @@ impl Template {
     }
 }
 
+/// The largest template or args file read: far above any real one (the controller offloads
+/// above 128 KiB), far below what would hurt the container's memory.
+pub const MAX_JSON: u64 = 64 << 20;
+
 /// Reads `ROOT/template`; only when it does not exist, `ARGO_TEMPLATE` (`offloaded`: the file
-/// `offload_path`). The returned bytes are the raw JSON.
+/// `offload_path`). The returned bytes are the raw JSON. The shared folder's file must be a
+/// regular file, not a link; the offloaded one is a ConfigMap's, whose files are links.
 pub fn read(root: &Path, env_template: Option<&str>, offload_path: &Path) -> Result<Vec<u8>> {
     let file = root.join("template");
-    match std::fs::read(&file) {
-        Ok(data) => Ok(data),
-        Err(e) if e.kind() == ErrorKind::NotFound => match env_template {
-            Some("offloaded") => std::fs::read(offload_path).map_err(|e| {
+    match fsx::read_limited(&file, MAX_JSON, false) {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => match env_template {
+            Some("offloaded") => fsx::read_file(offload_path, MAX_JSON, true).map_err(|e| {
                 Error::io(
                     "failed to read template: reading",
                     offload_path.display(),

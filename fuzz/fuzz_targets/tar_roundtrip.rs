@@ -98,7 +98,7 @@ fn build(root: &Path, data: &[u8]) {
                 let fill = next().unwrap_or(0);
                 let mut body: Vec<u8> = (0..len).map(|i| fill.wrapping_add(i as u8)).collect();
                 if op % 8 == 1 {
-                    body.extend(std::iter::repeat(fill).take(len * 40)); // past one block
+                    body.extend(std::iter::repeat_n(fill, len * 40)); // past one block
                 }
                 std::fs::write(&path, body).unwrap();
                 let mode = u32::from(next().unwrap_or(0xa4)) | ((u32::from(arg) & 0x0f) << 8);
@@ -186,7 +186,10 @@ fn expected(path: &Path, name: Vec<u8>, is_root: bool, out: &mut Vec<Entry>) {
     } else if ft.is_dir() {
         (b'5', Vec::new(), None)
     } else if ft.is_symlink() {
-        let t = std::fs::read_link(path).unwrap().into_os_string().into_vec();
+        let t = std::fs::read_link(path)
+            .unwrap()
+            .into_os_string()
+            .into_vec();
         (b'2', Vec::new(), Some(t))
     } else if ft.is_fifo() {
         (b'6', Vec::new(), None)
@@ -224,7 +227,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c

@@ -101,6 +101,44 @@ case_capture_file_symlink() {
     assert_file_eq "$ROOT/ctr/main/exitcode" 64 "exitcode"
 }
 
+# `ctr/main/stdout` (or `combined`) a FIFO nobody reads: opening it for writing must not block
+# the emissary (with SIGTERM blocked it could then only be killed): 64 naming the file.
+case_capture_file_fifo() {
+    local name=$1
+    new_root
+    D=$ROOT/..
+    mkdir -p "$ROOT/ctr/main"
+    mkfifo "$ROOT/ctr/main/$name"
+    ARGO_INCLUDE_SCRIPT_OUTPUT=true EM_TIMEOUT=5 em -- true >"$D/out" 2>"$D/err"
+    local rc=$?
+    assert_ne 137 "$rc" "the emissary hung (killed after 5 s)"
+    assert_eq 64 "$rc" "exit code"
+    assert_contains "$(grep '^Error' "$D/err")" "ctr/main/$name" "stderr names the file"
+}
+
+# The template replaced by a FIFO, or by a symlink to /dev/zero (the root is 0777 with no
+# sticky bit, so a neighbour can do both): refused at once with 64, never a hang and never
+# read to the end of memory (the run is under a 256 MiB address-space limit).
+case_template_hostile() {
+    local kind=$1
+    new_root
+    D=$ROOT/..
+    rm -f "$ROOT/template"
+    case $kind in
+        fifo) mkfifo "$ROOT/template" ;;
+        zero) ln -s /dev/zero "$ROOT/template" ;;
+    esac
+    (
+        ulimit -v 262144
+        EM_TIMEOUT=5 em -- true
+    ) >"$D/out" 2>"$D/err"
+    local rc=$?
+    assert_ne 137 "$rc" "the emissary hung (killed after 5 s)"
+    assert_eq 64 "$rc" "exit code"
+    assert_contains "$(grep '^Error' "$D/err")" "template" "stderr names the template"
+    assert_not_contains "$(cat "$D/err")" "out of memory" "stderr"
+}
+
 # --------------------------------------------------------------- the folder itself
 
 # `ctr/main` itself a symlink to a folder outside the root: nothing may land there.
@@ -277,6 +315,10 @@ run_case "hostile: symlinks at exitcode's first temp names: next name taken, tar
 run_case "hostile: symlinks at all of exitcode's temp names: 64, nothing written through" case_exitcode_all_temp_names_taken
 run_case "hostile: symlink at ctr/main/stdout: 64, target untouched" case_capture_file_symlink stdout
 run_case "hostile: symlink at ctr/main/combined: 64, target untouched" case_capture_file_symlink combined
+run_case "hostile: ctr/main/stdout a FIFO: no block, 64" case_capture_file_fifo stdout
+run_case "hostile: ctr/main/combined a FIFO: no block, 64" case_capture_file_fifo combined
+run_case "hostile: template a FIFO: no block, 64" case_template_hostile fifo
+run_case "hostile: template a symlink to /dev/zero: refused, not read to exhaustion" case_template_hostile zero
 run_case "hostile: ctr/main a symlink to a folder outside: nothing written there" case_ctr_dir_symlink ctr/main
 run_case "hostile: ctr a symlink to a folder outside: nothing written there" case_ctr_dir_symlink ctr
 for kind in parameter artifact; do

@@ -1,0 +1,74 @@
+//! Path cleaning and output destinations: `clean_go` is Go's `filepath.Clean` (idempotent, no
+//! `.` or empty component, `..` only leading a relative path), `clean` refuses every climb, and
+//! an output's destination never leaves its folder of `ROOT/outputs`.
+#![no_main]
+#![allow(dead_code, unused_imports)]
+
+#[path = "../../src/archive.rs"]
+mod archive;
+#[path = "../../src/error.rs"]
+mod error;
+#[path = "../../src/fsx.rs"]
+mod fsx;
+#[path = "../../src/log.rs"]
+mod log;
+#[path = "../../src/outputs.rs"]
+mod outputs;
+#[path = "../../src/paths.rs"]
+mod paths;
+#[path = "../../src/template.rs"]
+mod template;
+
+use std::path::{Component, Path};
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(path) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (cleaned, climbed) = paths::clean_go(path);
+    assert_eq!(paths::clean_go(&cleaned).0, cleaned, "idempotent: {path:?}");
+    assert!(!cleaned.is_empty());
+    if cleaned != "/" && cleaned != "." {
+        let body = cleaned.strip_prefix('/').unwrap_or(&cleaned);
+        for (i, c) in body.split('/').enumerate() {
+            assert!(!c.is_empty() && c != ".", "{path:?} -> {cleaned:?}");
+            if c == ".." {
+                assert!(!cleaned.starts_with('/'), "{path:?} -> {cleaned:?}");
+                assert!(body.split('/').take(i).all(|p| p == ".."), "{cleaned:?}");
+            }
+        }
+    }
+    match paths::clean(path) {
+        Some(c) => {
+            assert!(!climbed);
+            assert_eq!(c, cleaned);
+            assert!(!c.split('/').any(|p| p == ".."), "{path:?} -> {c:?}");
+        }
+        None => assert!(climbed),
+    }
+    assert!(paths::is_within(&cleaned, &cleaned) || cleaned.is_empty());
+    for (kind, folder) in [
+        (outputs::Kind::Parameter, "parameters"),
+        (outputs::Kind::Artifact, "artifacts"),
+    ] {
+        let Ok((src, dest)) = outputs::destination(kind, path) else {
+            continue;
+        };
+        assert!(!src.split('/').any(|p| p == ".."), "{path:?} -> {src:?}");
+        let text = dest.to_str().unwrap();
+        assert!(!text.starts_with('/'), "{path:?} -> {text:?}");
+        assert!(!text.split('/').any(|p| p == ".."), "{path:?} -> {text:?}");
+        let parts: Vec<_> = dest.components().collect();
+        assert!(parts.len() >= 2, "{path:?} -> {text:?}");
+        assert_eq!(parts[0], Component::Normal(folder.as_ref()), "{path:?}");
+        assert!(
+            parts[1..].iter().all(|c| matches!(c, Component::Normal(_))),
+            "{path:?} -> {text:?}"
+        );
+        // Joined under a root it stays under that root's outputs folder.
+        let full = Path::new("/r/outputs").join(&dest);
+        assert!(full.starts_with(Path::new("/r/outputs").join(folder)));
+    }
+});

@@ -15,6 +15,14 @@ fn main() {
     println!("cargo:rustc-env=ARGOEXEC_TARGET={target}");
     let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_default();
     println!("cargo:rustc-env=ARGOEXEC_COMMIT={commit}");
+    // The whole `argoexec version` line, so the binary prints it without building it.
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    let mut line = format!("argoexec {version} {target}");
+    if !commit.is_empty() {
+        line.push_str(" commit ");
+        line.push_str(&commit);
+    }
+    println!("cargo:rustc-env=ARGOEXEC_VERSION_LINE={line}");
     // Rebuild when HEAD moves; git says where HEAD lives (a worktree's `.git` is a file).
     for name in ["HEAD", "refs"] {
         if let Some(p) = git(&["rev-parse", "--path-format=absolute", "--git-path", name]) {

@@ -65,8 +65,7 @@ usage: argoexec emissary [--loglevel L] [--log-format text|json] [--gloglevel N]
        argoexec kill SIGNAL PID
        argoexec init [--loglevel L] [--log-format text|json]
        argoexec version
-Other subcommands (wait, resource, data, agent, artifact, ...) are run by the upstream
-executor named in ARGOEXEC_UPSTREAM.
+Other subcommands (wait, resource, ...) go to the executor named in ARGOEXEC_UPSTREAM.
 ";
 
 fn usage_error(msg: impl Into<String>) -> Error {

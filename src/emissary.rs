@@ -1,6 +1,7 @@
 //! `argoexec emissary`: the run of SPEC section 3, in order, as one function.
 
 use std::ffi::OsString;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use crate::args;
@@ -108,26 +109,36 @@ fn with_template(
 fn prepare_dir(cfg: &Config) -> Result<std::path::PathBuf> {
     // SAFETY: umask only changes this process's file creation mask, and cannot fail.
     unsafe { libc::umask(0) };
-    let dir = cfg.own_dir();
-    fsx::mkdir_all(&dir, 0o777)
-        .map_err(|e| Error::io("failed to create ctr directory", dir.display(), e))?;
-    own_dir_is_real(cfg)?;
-    Ok(dir)
+    // The root is ours (the volume's mount point); below it, one level at a time, so a link
+    // planted at `ctr` is caught before anything is made through it.
+    fsx::mkdir_all(&cfg.root, 0o777)
+        .map_err(|e| Error::io("failed to create ctr directory", cfg.root.display(), e))?;
+    for d in ctr_dirs(cfg) {
+        if let Err(e) = std::fs::DirBuilder::new().mode(0o777).create(&d) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(Error::io("failed to create ctr directory", d.display(), e));
+            }
+        }
+        real_dir(&d)?;
+    }
+    Ok(cfg.own_dir())
 }
 
-/// `ctr` and `ctr/C` must be real folders: a neighbour's link there would have every file
-/// of ours written outside the root.
-fn own_dir_is_real(cfg: &Config) -> Result<()> {
-    let ctr = cfg.root.join("ctr");
-    for d in [ctr.as_path(), &cfg.own_dir()] {
-        if !fsx::is_real_dir(d) {
-            return Err(Error::new(format!(
-                "{} is not a real folder (a link?); refusing to write through it",
-                d.display()
-            )));
-        }
+/// `ROOT/ctr` and `ROOT/ctr/C`: both must be real folders, since a neighbour's link there
+/// would have every file of ours written outside the root.
+fn ctr_dirs(cfg: &Config) -> [std::path::PathBuf; 2] {
+    [cfg.root.join("ctr"), cfg.own_dir()]
+}
+
+fn real_dir(d: &Path) -> Result<()> {
+    if fsx::is_real_dir(d) {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "{} is not a real folder (a link?); refusing to write through it",
+            d.display()
+        )))
     }
-    Ok(())
 }
 
 fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::PathBuf> {
@@ -249,7 +260,8 @@ pub fn finish(cfg: &Config, result: Result<i32>) -> i32 {
         }
     };
     let file = cfg.own_dir().join("exitcode");
-    let written = own_dir_is_real(cfg).and_then(|()| {
+    let [ctr, own] = ctr_dirs(cfg);
+    let written = real_dir(&ctr).and_then(|()| real_dir(&own)).and_then(|()| {
         fsx::write_atomic(&file, code.to_string().as_bytes(), 0o644)
             .map_err(|e| Error::new(e.to_string()))
     });

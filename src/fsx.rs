@@ -166,8 +166,8 @@ pub fn read_limited(path: &Path, limit: u64, follow: bool) -> io::Result<Option<
     file.take(limit + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
         return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {limit} bytes"),
+            io::ErrorKind::FileTooLarge,
+            "larger than the emissary reads",
         ));
     }
     Ok(Some(buf))

@@ -82,7 +82,8 @@ fn dispatch(argv: &[OsString], mask: signals::SigSet) -> i32 {
             }
         }
         Ok(Command::Version) => {
-            log::write_stdout(version().as_bytes());
+            // `argoexec 0.1.0 x86_64-unknown-linux-musl commit 0123abcd`, made by build.rs.
+            log::write_stdout(concat!(env!("ARGOEXEC_VERSION_LINE"), "\n").as_bytes());
             0
         }
         Ok(Command::Help) => {
@@ -133,24 +134,6 @@ fn fill_standard_fds() {
             return;
         }
     }
-}
-
-/// `argoexec 0.1.0 x86_64-unknown-linux-musl commit 0123abcd`, and a newline.
-fn version() -> String {
-    let commit = env!("ARGOEXEC_COMMIT");
-    let mut v = concat!(
-        "argoexec ",
-        env!("CARGO_PKG_VERSION"),
-        " ",
-        env!("ARGOEXEC_TARGET")
-    )
-    .to_string();
-    if !commit.is_empty() {
-        v.push_str(" commit ");
-        v.push_str(commit);
-    }
-    v.push('\n');
-    v
 }
 
 /// Execs the upstream executor named by `ARGOEXEC_UPSTREAM` with the very same argv.

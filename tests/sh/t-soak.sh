@@ -38,6 +38,9 @@ case_signal_storm_10000() {
     D=$ROOT/..
     em_bg -- "$PY" -c "$COUNTER" "$D/counts" >"$D/out" 2>"$D/err"
     assert_true "child started" wait_until 10 test -e "$D/counts.ready" || return
+    # The emissary arms its one inotify instance once a wait has lasted 200 ms: count the fds
+    # after that, so the baseline holds every fd it keeps.
+    sleep 0.4
     local fd0 rss0 fd1 rss1
     fd0=$(fds "$EM_PID") rss0=$(rss "$EM_PID")
     "$PY" -c '

@@ -1,4 +1,7 @@
-//! `argoexec emissary`: the run of SPEC section 3, in order, as one function.
+//! `argoexec emissary`: the run of SPEC section 3, in order, each step a call into the module
+//! named for it. `steps` goes as far as reading the template; `with_template` does the rest,
+//! so every failure after that names the template as well as the container; `finish` writes
+//! `exitcode` last.
 
 use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt;

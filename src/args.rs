@@ -19,7 +19,7 @@ pub fn append_from_file(args: &mut Vec<OsString>, file: &Path) -> Result<()> {
         &[("file", &file.to_string_lossy())],
     );
     // A ConfigMap's file: a link is expected, a FIFO or a huge file is not.
-    let data = fsx::read_file(file, crate::template::MAX_JSON, true)
+    let data = fsx::read_file(file, fsx::MAX_JSON, true)
         .map_err(|e| Error::io("failed to read container args file", file.display(), e))?;
     let bad = |why: String| {
         Error::new(format!(

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::fsx;
+use crate::fsx::{self, write_all};
 use crate::log;
 use crate::signals;
 
@@ -342,40 +342,4 @@ fn read(fd: i32, buf: &mut [u8]) -> io::Result<usize> {
             return Err(e);
         }
     }
-}
-
-/// Writes the whole chunk, retrying short writes and EINTR.
-pub fn write_all(fd: i32, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        // SAFETY: buf is valid for reads of its length.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                // A console someone made non-blocking: wait until it takes more.
-                io::ErrorKind::WouldBlock => {
-                    let mut p = libc::pollfd {
-                        fd,
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    };
-                    // SAFETY: p is one valid pollfd.
-                    if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
-                        let e = io::Error::last_os_error();
-                        if e.kind() != io::ErrorKind::Interrupted {
-                            return Err(e);
-                        }
-                    }
-                    continue;
-                }
-                _ => return Err(e),
-            }
-        }
-        if n == 0 {
-            return Err(io::Error::from(io::ErrorKind::WriteZero));
-        }
-        buf = &buf[n as usize..];
-    }
-    Ok(())
 }

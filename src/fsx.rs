@@ -195,6 +195,10 @@ pub fn copy(from: &mut File, src: &Path, to: &mut File, dst: &Path) -> io::Resul
     }
 }
 
+/// The largest template or args file read: far above any real one (the controller offloads
+/// above 128 KiB), far below what would hurt the container's memory.
+pub const MAX_JSON: u64 = 64 << 20;
+
 /// `read_limited`, where a missing file is an error too.
 pub fn read_file(path: &Path, limit: u64, follow: bool) -> io::Result<Vec<u8>> {
     read_limited(path, limit, follow)?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
@@ -210,6 +214,43 @@ pub fn read_small(path: &Path, max: usize) -> io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::with_capacity(max.min(64));
     file.take(max as u64).read_to_end(&mut buf)?;
     Ok(Some(buf))
+}
+
+/// Writes the whole buffer to `fd`, retrying short writes and EINTR, and waiting out a
+/// non-blocking descriptor that is full.
+pub fn write_all(fd: i32, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid for reads of its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                // A console someone made non-blocking: wait until it takes more.
+                io::ErrorKind::WouldBlock => {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: p is one valid pollfd.
+                    if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            return Err(e);
+                        }
+                    }
+                    continue;
+                }
+                _ => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
 }
 
 #[cfg(test)]

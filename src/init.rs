@@ -26,12 +26,8 @@ pub fn run(cfg: &Config, argv0: &OsStr) -> Result<()> {
 
     let json = match cfg.template_env.as_deref() {
         None | Some("") => return Err(Error::new("init: ARGO_TEMPLATE is not set")),
-        Some("offloaded") => fsx::read_file(
-            Path::new(OFFLOADED_TEMPLATE),
-            crate::template::MAX_JSON,
-            true,
-        )
-        .map_err(|e| Error::io("failed to read offloaded template", OFFLOADED_TEMPLATE, e))?,
+        Some("offloaded") => fsx::read_file(Path::new(OFFLOADED_TEMPLATE), fsx::MAX_JSON, true)
+            .map_err(|e| Error::io("failed to read offloaded template", OFFLOADED_TEMPLATE, e))?,
         Some(t) => t.as_bytes().to_vec(),
     };
     // Parse first, so a bad template fails here rather than in every container.

@@ -108,7 +108,7 @@ pub fn write_stdout(bytes: &[u8]) {
 
 fn write_fd(fd: i32, bytes: &[u8]) {
     // Best effort: the caller has nothing better to do with a failed write.
-    let _ = crate::capture::write_all(fd, bytes);
+    let _ = crate::fsx::write_all(fd, bytes);
 }
 
 /// Appends `v`, quoted the way logrus quotes text values when they need it.

@@ -359,19 +359,15 @@ impl Template {
     }
 }
 
-/// The largest template or args file read: far above any real one (the controller offloads
-/// above 128 KiB), far below what would hurt the container's memory.
-pub const MAX_JSON: u64 = 64 << 20;
-
 /// Reads `ROOT/template`; only when it does not exist, `ARGO_TEMPLATE` (`offloaded`: the file
 /// `offload_path`). The returned bytes are the raw JSON. The shared folder's file must be a
 /// regular file, not a link; the offloaded one is a ConfigMap's, whose files are links.
 pub fn read(root: &Path, env_template: Option<&str>, offload_path: &Path) -> Result<Vec<u8>> {
     let file = root.join("template");
-    match fsx::read_limited(&file, MAX_JSON, false) {
+    match fsx::read_limited(&file, fsx::MAX_JSON, false) {
         Ok(Some(data)) => Ok(data),
         Ok(None) => match env_template {
-            Some("offloaded") => fsx::read_file(offload_path, MAX_JSON, true).map_err(|e| {
+            Some("offloaded") => fsx::read_file(offload_path, fsx::MAX_JSON, true).map_err(|e| {
                 Error::io(
                     "failed to read template: reading",
                     offload_path.display(),

@@ -9,6 +9,8 @@ mod error;
 mod log;
 #[path = "../../src/retry.rs"]
 mod retry;
+#[path = "../../src/fsx.rs"]
+mod fsx;
 #[path = "../../src/template.rs"]
 mod template;
 

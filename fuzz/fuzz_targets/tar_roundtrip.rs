@@ -9,6 +9,8 @@
 
 #[path = "../../src/archive.rs"]
 mod archive;
+#[path = "../../src/fsx.rs"]
+mod fsx;
 #[path = "../../src/log.rs"]
 mod log;
 

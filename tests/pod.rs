@@ -805,8 +805,15 @@ fn args_file_missing_or_not_a_string_array_is_64() {
 /// A root outside `/tmp`, for runs that get a private `/tmp` of their own.
 fn root_outside_tmp(t: &str) -> Root {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "pod-{}-{}",
+    // The target folder, unless the checkout itself lives under /tmp (CI may clone there).
+    let target_tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let base = if target_tmp.starts_with("/tmp") {
+        PathBuf::from("/var/tmp")
+    } else {
+        target_tmp
+    };
+    let dir = base.join(format!(
+        "argoexec-pod-{}-{}",
         std::process::id(),
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));

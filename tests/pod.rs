@@ -827,7 +827,15 @@ fn root_outside_tmp(t: &str) -> Root {
 
 /// `c` run in a new mount namespace with a fresh tmpfs on `/tmp`: whatever it writes there is
 /// gone when it ends, and runs of other tests (or other checkouts) cannot collide with it.
-fn with_private_tmp(c: Command) -> Command {
+/// A program that itself lives under `/tmp` (a checkout there) is copied into `r` first, or
+/// the tmpfs would hide it.
+fn with_private_tmp(c: Command, r: &Root) -> Command {
+    let mut prog = PathBuf::from(c.get_program());
+    if prog.starts_with("/tmp") {
+        let copy = r.path("argoexec-under-test");
+        std::fs::copy(&prog, &copy).unwrap();
+        prog = copy;
+    }
     let mut w = Command::new("unshare");
     w.args([
         "--mount",
@@ -838,7 +846,7 @@ fn with_private_tmp(c: Command) -> Command {
         "mount -t tmpfs -o mode=1777 argo-test-tmp /tmp && exec \"$@\"",
         "sh",
     ]);
-    w.arg(c.get_program()).args(c.get_args());
+    w.arg(&prog).args(c.get_args());
     for (k, v) in c.get_envs() {
         match v {
             Some(v) => w.env(k, v),
@@ -871,7 +879,7 @@ fn large_arguments_are_moved_to_tmp_files() {
     );
     let mut c = em_cmd(&r, &["sh", "-c", &script, "name"]);
     c.env("ARGO_CONTAINER_ARGS_FILE", &f);
-    let o = run(with_private_tmp(c));
+    let o = run(with_private_tmp(c, &r));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         r.read("dump/args"),
@@ -911,7 +919,7 @@ fn large_argument_index_counts_command_line_args_first() {
     );
     let mut c = em_cmd(&r, &["sh", "-c", &script]);
     c.env("ARGO_CONTAINER_ARGS_FILE", &f);
-    let o = run(with_private_tmp(c));
+    let o = run(with_private_tmp(c, &r));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(r.read("out"), "@/tmp/argo_arg_2.txt 300000");
 }

@@ -133,8 +133,13 @@ case_soak() {
         for ((i = 0; i < 20; i++)); do kill -USR1 "$EM_PID" 2>/dev/null || break; done
         bursts=$((bursts + 1))
         if (($(now_ms) >= next)); then
-            fd_samples+=("$(fds "$EM_PID")")
-            rss_samples+=("$(rss "$EM_PID")")
+            local fd_now rss_now
+            fd_now=$(fds "$EM_PID") rss_now=$(rss "$EM_PID")
+            # A sample taken as the emissary exits reads an empty /proc entry: not a sample.
+            if ((fd_now > 0)) && [[ -n $rss_now ]]; then
+                fd_samples+=("$fd_now")
+                rss_samples+=("$rss_now")
+            fi
             next=$((next + 1000))
         fi
         sleep 0.05

@@ -4,7 +4,6 @@
 //! `exitcode` last.
 
 use std::ffi::OsString;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use crate::args;
@@ -117,12 +116,8 @@ fn prepare_dir(cfg: &Config) -> Result<std::path::PathBuf> {
     fsx::mkdir_all(&cfg.root, 0o777)
         .map_err(|e| Error::io("failed to create ctr directory", cfg.root.display(), e))?;
     for d in ctr_dirs(cfg) {
-        if let Err(e) = std::fs::DirBuilder::new().mode(0o777).create(&d) {
-            if e.kind() != std::io::ErrorKind::AlreadyExists {
-                return Err(Error::io("failed to create ctr directory", d.display(), e));
-            }
-        }
-        real_dir(&d)?;
+        fsx::make_real_dir(&d, 0o777)
+            .map_err(|e| Error::new(format!("failed to create ctr directory: {e}")))?;
     }
     Ok(cfg.own_dir())
 }

@@ -115,6 +115,26 @@ pub fn is_real_dir(path: &Path) -> bool {
     path.symlink_metadata().is_ok_and(|m| m.is_dir())
 }
 
+/// Creates the folder `dir` with `mode` unless it exists, then checks that it is a folder
+/// itself and not a link to one: the one step for walking down the shared root, where a
+/// neighbour may have planted a link to send our writes elsewhere.
+pub fn make_real_dir(dir: &Path, mode: u32) -> io::Result<()> {
+    match std::fs::DirBuilder::new().mode(mode).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(annotate("creating", dir, e))
+        }
+        _ => {}
+    }
+    if is_real_dir(dir) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a folder", dir.display()),
+        ))
+    }
+}
+
 /// Opens a file for appending, creating it with `mode`, refusing a symlink in its place.
 /// Only a regular file is taken: a FIFO planted there fails to open at once (no reader, and
 /// `O_NONBLOCK`) or is refused, instead of blocking the emissary.

@@ -10,9 +10,9 @@
 //! on the way that is not a real folder (say a symlink planted by a neighbour container in the
 //! shared root) is refused rather than followed.
 
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::archive;
@@ -246,32 +246,14 @@ fn overlapping_mount<'m>(path: &str, mounts: &'m [VolumeMount]) -> Option<&'m st
 fn prepare_dirs(root: &Path, rel: &Path) -> io::Result<()> {
     fsx::mkdir_all(root, DIR_MODE).map_err(|e| annotate("creating", root, e))?;
     let mut dir = root.join("outputs");
-    ensure_real_dir(&dir)?;
+    fsx::make_real_dir(&dir, DIR_MODE)?;
     if let Some(parent) = rel.parent() {
         for part in parent.components() {
             dir.push(part);
-            ensure_real_dir(&dir)?;
+            fsx::make_real_dir(&dir, DIR_MODE)?;
         }
     }
     Ok(())
-}
-
-fn ensure_real_dir(dir: &Path) -> io::Result<()> {
-    match DirBuilder::new().mode(DIR_MODE).create(dir) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-            return Err(annotate("creating", dir, e))
-        }
-        _ => {}
-    }
-    let meta = fs::symlink_metadata(dir).map_err(|e| annotate("checking", dir, e))?;
-    if meta.is_dir() {
-        Ok(())
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a folder", dir.display()),
-        ))
-    }
 }
 
 #[cfg(test)]

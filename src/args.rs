@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::fsx;
+use crate::json;
 use crate::log;
 
 /// The kernel refuses a single argument of this many bytes or more (`MAX_ARG_STRLEN`).
@@ -27,14 +28,14 @@ pub fn append_from_file(args: &mut Vec<OsString>, file: &Path) -> Result<()> {
             file.display()
         ))
     };
-    let value: serde_json::Value = serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
-    let serde_json::Value::Array(items) = value else {
+    let value = json::parse(&data).map_err(bad)?;
+    let json::Value::Array(items) = value else {
         return Err(bad("want a JSON array of strings".into()));
     };
     let extra = items
         .into_iter()
         .map(|v| match v {
-            serde_json::Value::String(s) => Ok(s),
+            json::Value::String(s) => Ok(s),
             _ => Err(bad("want a JSON array of strings".into())),
         })
         .collect::<Result<Vec<String>>>()?;

@@ -21,6 +21,7 @@ mod error;
 mod fsx;
 mod init;
 mod initless;
+mod json;
 mod kill;
 mod log;
 mod lookup;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::json;
 use crate::log;
 use crate::template::Template;
 
@@ -30,9 +31,9 @@ impl Strategy {
         };
         if let Some(v) = &rs.retries {
             let n = match v {
-                serde_json::Value::Number(n) => n.as_i64(),
-                serde_json::Value::String(s) => s.trim().parse::<i64>().ok(),
-                serde_json::Value::Null => Some(1),
+                json::Value::Number(_) => v.as_i64(),
+                json::Value::String(s) => s.trim().parse::<i64>().ok(),
+                json::Value::Null => Some(1),
                 _ => None,
             };
             match n {
@@ -57,11 +58,11 @@ impl Strategy {
 }
 
 /// A retries value as the user wrote it, for the warning.
-fn shown(v: &serde_json::Value) -> String {
+fn shown(v: &json::Value) -> String {
     match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::Bool(b) => b.to_string(),
+        json::Value::String(s) => s.clone(),
+        json::Value::Number(n) => n.clone(),
+        json::Value::Bool(b) => b.to_string(),
         _ => "(not a number or string)".into(),
     }
 }

@@ -3,15 +3,14 @@
 //! Only the fields the emissary uses are read; every other field is ignored unchecked, so any
 //! template the controller writes parses. A field of the wrong type is an error, as in Go's
 //! `encoding/json`, and `null` counts as absent wherever Go accepts it. The JSON is parsed
-//! into a `serde_json::Value` and read by hand: one parser instance instead of a derived one
-//! per struct keeps the binary small.
+//! into a `json::Value` and read by hand: one small reader instead of a derived one per struct
+//! keeps the binary small.
 
 use std::path::Path;
 
-use serde_json::{Map, Value};
-
 use crate::error::{Error, Result};
 use crate::fsx;
+use crate::json::{self, Value};
 
 #[derive(Debug, Default)]
 pub struct Template {
@@ -114,7 +113,7 @@ pub struct ArchiveLocation {
 
 /// One JSON object being read, with the path to it for messages.
 struct Obj<'a> {
-    map: &'a Map<String, Value>,
+    members: &'a [(String, Value)],
     at: &'a str,
 }
 
@@ -129,14 +128,14 @@ impl<'a> Obj<'a> {
     fn of(v: &'a Value, at: &'a str) -> Res<Option<Obj<'a>>> {
         match v {
             Value::Null => Ok(None),
-            Value::Object(map) => Ok(Some(Obj { map, at })),
+            Value::Object(members) => Ok(Some(Obj { members, at })),
             _ => Err(wrong(at, "", "an object")),
         }
     }
 
-    /// The field `key`, absent when missing or null.
+    /// The field `key` (the last if repeated, as in Go), absent when missing or null.
     fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|v| !v.is_null())
+        json::member(self.members, key).filter(|v| !v.is_null())
     }
 
     fn str(&self, key: &str) -> Res<Option<String>> {
@@ -303,7 +302,7 @@ fn read_template(t: &Obj) -> Res<Template> {
 impl Template {
     pub fn parse(data: &[u8]) -> Result<Template> {
         let fail = |e: String| Error::new(format!("failed to unmarshal template: {e}"));
-        let v: Value = serde_json::from_slice(data).map_err(|e| fail(e.to_string()))?;
+        let v = json::parse(data).map_err(fail)?;
         match Obj::of(&v, "").map_err(fail)? {
             Some(t) => read_template(&t).map_err(fail),
             // `null` unmarshals to the empty template in Go.

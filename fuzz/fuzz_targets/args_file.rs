@@ -9,6 +9,8 @@ mod args;
 mod error;
 #[path = "../../src/fsx.rs"]
 mod fsx;
+#[path = "../../src/json.rs"]
+mod json;
 #[path = "../../src/log.rs"]
 mod log;
 

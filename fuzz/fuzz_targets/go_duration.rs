@@ -5,6 +5,8 @@
 
 #[path = "../../src/error.rs"]
 mod error;
+#[path = "../../src/json.rs"]
+mod json;
 #[path = "../../src/log.rs"]
 mod log;
 #[path = "../../src/retry.rs"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the static binary and prints "PATH SIZE" as its last line.
 #
-#   scripts/build.sh            the stable build (the development default):
+#   scripts/build.sh            the stable build (the development default; static, not
+#                               position-independent, no unwind tables: .cargo/config.toml):
 #                               target/x86_64-unknown-linux-musl/release/argoexec
 #   scripts/build.sh --shipped  the shipped build, smallest: nightly, std rebuilt with
 #                               panics as an immediate abort (no formatting or backtrace
@@ -13,9 +14,10 @@
 #                               nothing in size)
 #   --target TRIPLE             another musl target, with either of the above; the one
 #                               other target supported is aarch64-unknown-linux-musl
-#                               (arm64), linked with rust-lld, the linker every Rust
-#                               toolchain ships, against the self-contained musl of the
-#                               target's rust-std: no cross C toolchain needed. Same paths
+#                               (arm64). Every target links with rust-lld, the linker every
+#                               Rust toolchain ships (.cargo/config.toml), against the
+#                               self-contained musl of the target's rust-std: no C toolchain
+#                               is needed, not even for the cross build. Same paths
 #                               with TRIPLE for x86_64-unknown-linux-musl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,13 +39,6 @@ while (($#)); do
     shift
 done
 
-if [[ $target != x86_64-unknown-linux-musl ]]; then
-    # Cross: cargo would call the host's `cc`, which cannot link for another architecture.
-    # The variable names the linker for this target only; one set by the caller wins.
-    linker_var=CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$target")_LINKER
-    export "$linker_var=${!linker_var:-rust-lld}"
-fi
-
 if ((shipped)); then
     toolchain=nightly
     if ! rustup toolchain list | grep -q '^nightly'; then
@@ -53,8 +48,8 @@ if ((shipped)); then
         rustup component add rust-src --toolchain nightly >&2
     rustup target list --toolchain nightly --installed | grep -qx "$target" ||
         rustup target add "$target" --toolchain nightly >&2
-    # rust-lld links it, folding identical functions (--icf=all).
-    RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Crelocation-model=static -Cforce-unwind-tables=no -Clinker-flavor=gnu-lld-cc -Clink-self-contained=+linker -Clink-arg=-Wl,--icf=all" \
+    # rust-lld links it (.cargo/config.toml names it), folding identical functions.
+    RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Crelocation-model=static -Cforce-unwind-tables=no -Clink-arg=--icf=all" \
         cargo +nightly build --release --target "$target" \
         -Z build-std=std,panic_abort --target-dir target/shipped >&2
     bin=target/shipped/$target/release/argoexec

@@ -12,6 +12,7 @@ SOAK_SECONDS=${SOAK_SECONDS:-20}
 
 # fds PID, rss PID: the emissary's open descriptors, and its resident set in kB.
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+children() { cat "/proc/$1/task/$1/children" 2>/dev/null; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # A child that counts USR1, USR2 and WINCH and, on TERM, writes the counts to $1 and exits 42.
@@ -135,8 +136,9 @@ case_soak() {
         if (($(now_ms) >= next)); then
             local fd_now rss_now
             fd_now=$(fds "$EM_PID") rss_now=$(rss "$EM_PID")
-            # A sample taken as the emissary exits reads an empty /proc entry: not a sample.
-            if ((fd_now > 0)) && [[ -n $rss_now ]]; then
+            # A sample taken once the child has gone sees the emissary closing its pipes on the
+            # way out, or an empty /proc entry: not a sample of the steady state.
+            if ((fd_now > 0)) && [[ -n $rss_now && -n $(children "$EM_PID") ]]; then
                 fd_samples+=("$fd_now")
                 rss_samples+=("$rss_now")
             fi

@@ -327,6 +327,17 @@ impl Stream {
         let Some(con) = self.console else {
             return false;
         };
+        // SAFETY: F_GETPIPE_SZ only reads the pipe's size; it fails on anything else.
+        let size = unsafe { libc::fcntl(con, libc::F_GETPIPE_SZ) };
+        if size < 0 {
+            return false;
+        }
+        // Each tee moves at most what the console has room for: at the usual 64 KiB the extra
+        // wake-ups ate what the saved copy gains, so a smaller console pipe is grown like ours.
+        // SAFETY: F_SETPIPE_SZ only resizes the pipe's buffer.
+        if size < PIPE_SIZE && unsafe { libc::fcntl(con, libc::F_SETPIPE_SZ, PIPE_SIZE) } < 0 {
+            // Refused (the pipe owner's limit): tee works all the same, in smaller steps.
+        }
         let src = self.src.as_raw_fd();
         let mut stopped = false;
         // Set when `tee` found no room while the pipe held data: then wait for the console.

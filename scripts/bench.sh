@@ -4,7 +4,7 @@
 # ratios ours/peer, the goal of each figure and whether it is met.
 #
 # Usage: scripts/bench.sh [--quick]
-#   (default)  full sizes and counts; about 5 minutes on a 2-core machine
+#   (default)  full sizes and counts; about 8 minutes on a 2-core machine
 #   --quick    every row with tiny sizes and counts, well under a minute (run by scripts/test.sh)
 # ARGOEXEC_BIN=path  benchmark that binary instead of building it with scripts/build.sh.
 #

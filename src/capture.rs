@@ -1,15 +1,16 @@
 //! Output capture: the child's stdout and stderr, copied by two blocking threads to the
 //! container's own stdout/stderr and to `ctr/C/stdout` and `ctr/C/combined` (SPEC section 3 step 8).
 //!
-//! Each thread is a plain loop: wait for data (or the stop pipe), read a chunk, write it to the
-//! console, then to the files, each chunk in one `write` so `combined` never interleaves inside
-//! a chunk. A console that fails (EPIPE) is dropped for that stream only; a file that fails
+//! The plain loop: wait for data (or the stop pipe), read a chunk, write it to the console,
+//! then to the files, each chunk in one `write` so `combined` never interleaves inside a
+//! chunk. A console that fails (EPIPE) is dropped for that stream only; a file that fails
 //! (ENOSPC) is dropped and the capture marked incomplete, while the console copy goes on, so a
 //! full disk never blocks the child.
 //!
-//! Zero copy: when the console is a pipe (as under a container runtime), the thread first
+//! Zero copy, tried first: when the console is a pipe (as under a container runtime), the
+//! thread grows it to 1 MiB if smaller (each `tee` moves at most what it has room for), then
 //! `tee(2)`s the child's pipe into it, so the console's copy never passes through user space,
-//! then reads exactly what was teed for the files (which stay `O_APPEND` and written by
+//! and reads exactly what was teed for the files (which stay `O_APPEND` and written by
 //! `write`: the kernel refuses `splice` into an append-only file). Any error there (not a pipe,
 //! EPIPE) hands the stream to the plain loop, which goes on from the same byte.
 //!

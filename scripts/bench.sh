@@ -4,7 +4,7 @@
 # ratios ours/peer, the goal of each figure and whether it is met.
 #
 # Usage: scripts/bench.sh [--quick]
-#   (default)  full sizes and counts; about 5 minutes on a 2-core machine
+#   (default)  full sizes and counts; about 8 minutes on a 2-core machine
 #   --quick    every row with tiny sizes and counts, well under a minute (run by scripts/test.sh)
 # ARGOEXEC_BIN=path  benchmark that binary instead of building it with scripts/build.sh.
 #
@@ -38,7 +38,7 @@ if [[ $MODE == full ]]; then
     SIG_N=50          # signal-file reactions
     IDLE_S=30         # idle seconds
     CAP_BYTES=$((2 << 30))
-    CAP_REPS=3
+    CAP_REPS=7
     TREE_MB=500
     ART_REPS=2
     BIG_BYTES=$((1 << 30))
@@ -65,6 +65,7 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 # ---------------------------------------------------------------- set-up and clean-up
 
 WORK=
+SHM=
 BG_PIDS=()
 cleanup() {
     local p
@@ -77,6 +78,9 @@ cleanup() {
     done
     if [[ -n $WORK && -d $WORK ]]; then
         rm -rf -- "$WORK"
+    fi
+    if [[ -n $SHM && -d $SHM ]]; then
+        rm -rf -- "$SHM"
     fi
 }
 trap cleanup EXIT
@@ -335,51 +339,80 @@ bench_idle() {
 
 CAP_HWM=-1
 TEE_HWM=-1
-bench_capture() {
-    local fig="capture throughput"
-    local size_h
-    size_h=$(awk -v b="$CAP_BYTES" 'BEGIN { if (b >= 2^30) printf "%d GiB", b / 2^30; else printf "%d MiB", b / 2^20 }')
-    local how="\`head -c $size_h /dev/zero\` through the emissary, capture on (ctr/main/stdout + combined), console a pipe to \`cat\`; vs \`head \\| tee f1 f2 \\| cat\`; median of $CAP_REPS, interleaved"
-    local goal="≥ 1.0x GNU tee"
-    local root i t_ours=() t_tee=() h_ours=() h_tee=() wall h c m st
-    root=$(new_root '{}') || return
-    for ((i = 0; i < CAP_REPS; i++)); do
-        rm -f "$root"/ctr/main/* "$WORK"/f1 "$WORK"/f2
-        sync
-        ARGO_INCLUDE_SCRIPT_OUTPUT=true ARGOEXEC_VAR_RUN_ARGO=$root timeout 600 \
-            "$HELPER" watch 20 "$WORK/cap.ours" "$BIN" emissary -- head -c "$CAP_BYTES" /dev/zero \
-            2>/dev/null | cat >/dev/null
-        if ! read -r wall h c m st <"$WORK/cap.ours" || [[ $st != 0 ]] ||
-            [[ $(stat -c %s "$root/ctr/main/stdout" 2>/dev/null) != "$CAP_BYTES" ]] ||
-            [[ $(stat -c %s "$root/ctr/main/combined" 2>/dev/null) != "$CAP_BYTES" ]]; then
-            row_failed "$fig" "$how" "$goal" "capture run failed or files incomplete"
-            return
-        fi
-        t_ours+=("$wall")
-        h_ours+=("$h")
-        rm -f "$root"/ctr/main/*
-        sync
-        head -c "$CAP_BYTES" /dev/zero |
-            timeout 600 "$HELPER" watch 20 "$WORK/cap.tee" tee "$WORK/f1" "$WORK/f2" | cat >/dev/null
-        if read -r wall h c m st <"$WORK/cap.tee" && [[ $st == 0 ]]; then
-            t_tee+=("$wall")
-            h_tee+=("$h")
-        fi
-        rm -f "$WORK"/f1 "$WORK"/f2
-    done
+CACHES_DROPPED=yes
+# Empties the page cache (root only; elsewhere the runs still start after a sync).
+drop_caches() {
     sync
+    echo 3 2>/dev/null >/proc/sys/vm/drop_caches || CACHES_DROPPED=no
+}
+
+# One capture run, WHO (ours or tee) writing its two files into a fresh folder under BASE,
+# after a sync and a drop of the page cache so that no run pays for the writeback of the one
+# before. Prints "wall_ns vmhwm_kb"; fails when the run failed or a file came out short.
+capture_run() { # WHO BASE
+    local who=$1 d f1 f2 wall h c m st
+    d=$(mktemp -d "$2/cap.XXXXXX") || return 1
+    drop_caches
+    if [[ $who == ours ]]; then
+        printf '{}' >"$d/template"
+        mkdir -p "$d/ctr/main"
+        f1=$d/ctr/main/stdout f2=$d/ctr/main/combined
+        ARGO_INCLUDE_SCRIPT_OUTPUT=true ARGOEXEC_VAR_RUN_ARGO=$d timeout 600 \
+            "$HELPER" watch 20 "$WORK/cap.w" "$BIN" emissary -- head -c "$CAP_BYTES" /dev/zero \
+            2>/dev/null | cat >/dev/null
+    else
+        f1=$d/f1 f2=$d/f2
+        head -c "$CAP_BYTES" /dev/zero |
+            timeout 600 "$HELPER" watch 20 "$WORK/cap.w" tee "$f1" "$f2" | cat >/dev/null
+    fi
+    read -r wall h c m st <"$WORK/cap.w" && [[ $st == 0 ]] &&
+        [[ $(stat -c %s "$f1" 2>/dev/null) == "$CAP_BYTES" && $(stat -c %s "$f2" 2>/dev/null) == "$CAP_BYTES" ]] &&
+        echo "$wall $h"
+    st=$?
+    rm -rf -- "$d"
+    return $st
+}
+
+# The capture row on the file system of BASE: ours and GNU tee interleaved, taking turns at
+# going first, CAP_REPS times each; medians.
+capture_row() { # FIG FS_WORDS BASE
+    local fig=$1 base=$3 size_h i who r w h t_ours=() t_tee=() h_ours=() h_tee=()
+    size_h=$(awk -v b="$CAP_BYTES" 'BEGIN { if (b >= 2^30) printf "%d GiB", b / 2^30; else printf "%d MiB", b / 2^20 }')
+    local how="\`head -c $size_h /dev/zero\` through the emissary, capture on (ctr/main/stdout + combined), console a pipe to \`cat\`; vs \`head \\| tee f1 f2 \\| cat\`; both writing fresh files $2; each run after \`sync\` and dropping the page cache; median of $CAP_REPS, interleaved, taking turns at going first"
+    local goal="≥ 1.0x GNU tee"
+    for ((i = 0; i < CAP_REPS; i++)); do
+        for who in $( ((i % 2)) && echo tee ours || echo ours tee); do
+            r=$(capture_run "$who" "$base") || { row_failed "$fig" "$how" "$goal" "$who: run failed or files incomplete"; return; }
+            read -r w h <<<"$r"
+            if [[ $who == ours ]]; then t_ours+=("$w") h_ours+=("$h"); else t_tee+=("$w") h_tee+=("$h"); fi
+        done
+    done
+    [[ $CACHES_DROPPED == yes ]] || how+=" (the page cache could not be dropped here: not root)"
     local mo mt
     mo=$(median "${t_ours[@]}")
     mt=$(median "${t_tee[@]}")
     CAP_HWM=$(median "${h_ours[@]}")
     TEE_HWM=$(median "${h_tee[@]}")
-    if ((mt <= 0)); then
-        row_failed "$fig" "$how" "$goal" "tee run failed"
-        return
-    fi
-    row "$fig" "$how" "$(mibs "$CAP_BYTES" "$mo") ($(fmt_ns "$mo"))" \
-        "GNU tee $(mibs "$CAP_BYTES" "$mt") ($(fmt_ns "$mt")): $(ratio "$mt" "$mo")" "$goal" \
+    # The spread of the runs says how far to trust the medians.
+    spread() { ((CAP_REPS > 1)) && printf '; runs %s to %s' "$(fmt_ns "$(printf '%s\n' "$@" | sort -n | head -n 1)")" \
+        "$(fmt_ns "$(printf '%s\n' "$@" | sort -n | tail -n 1)")"; }
+    row "$fig" "$how" "$(mibs "$CAP_BYTES" "$mo") ($(fmt_ns "$mo")$(spread "${t_ours[@]}"))" \
+        "GNU tee $(mibs "$CAP_BYTES" "$mt") ($(fmt_ns "$mt")$(spread "${t_tee[@]}")): $(ratio "$mt" "$mo")" "$goal" \
         "$(yesno holds "$mt / $mo >= 1.0")"
+}
+
+bench_capture() {
+    # On disk the figure is also the page cache's and the disk's (writeback of 4 GiB per run),
+    # on tmpfs only the copy's own: both (the memory row takes the last of them).
+    capture_row "capture throughput" "on the same disk file system" "$WORK"
+    local shm=/dev/shm avail
+    avail=$(df -k --output=avail "$shm" 2>/dev/null | tail -n 1)
+    if [[ $(stat -f -c %T "$shm" 2>/dev/null) == tmpfs ]] && ((${avail:-0} * 1024 > 2 * CAP_BYTES + (256 << 20))) &&
+        SHM=$(mktemp -d "$shm/argoexec-bench.XXXXXX"); then
+        capture_row "capture throughput, tmpfs" "on tmpfs ($shm)" "$SHM"
+    else
+        row "capture throughput, tmpfs" "the same on tmpfs" "skipped: no tmpfs at $shm with $((2 * CAP_BYTES >> 20)) MiB free" "" "≥ 1.0x GNU tee" "not measured"
+    fi
 }
 
 bench_capture_memory() {

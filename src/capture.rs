@@ -1,16 +1,25 @@
 //! Output capture: the child's stdout and stderr, copied by two blocking threads to the
 //! container's own stdout/stderr and to `ctr/C/stdout` and `ctr/C/combined` (SPEC section 3 step 8).
 //!
-//! Each thread is a plain loop: wait for data (or the stop pipe), read a chunk, write it to the
-//! console, then to the files, each chunk in one `write` so `combined` never interleaves inside
-//! a chunk. A console that fails (EPIPE) is dropped for that stream only; a file that fails
+//! The plain loop: wait for data (or the stop pipe), read a chunk, write it to the console,
+//! then to the files, each chunk in one `write` so `combined` never interleaves inside a
+//! chunk. A console that fails (EPIPE) is dropped for that stream only; a file that fails
 //! (ENOSPC) is dropped and the capture marked incomplete, while the console copy goes on, so a
 //! full disk never blocks the child.
+//!
+//! Zero copy, tried first: when the console is a pipe (as under a container runtime), the
+//! thread grows it to 1 MiB if smaller (each `tee` moves at most what it has room for), then
+//! `tee(2)`s the child's pipe into it, so the console's copy never passes through user space,
+//! and reads exactly what was teed for the files (which stay `O_APPEND` and written by
+//! `write`: the kernel refuses `splice` into an append-only file). Any error there (not a pipe,
+//! EPIPE) hands the stream to the plain loop, which goes on from the same byte.
 //!
 //! The end: when the direct child has exited, the supervisor waits for both threads to reach
 //! EOF (they close their end of the `done` pipe), at most 100 ms; then it closes the `stop`
 //! pipe, and each thread drains what is already in its pipe without blocking and returns. A
 //! grandchild that still holds the pipe open therefore never delays the step longer than that.
+//! On the zero-copy path a console pipe that stays full for a second after the stop is given up
+//! for the rest of that stream, so a console nobody reads cannot hold the step either.
 
 use std::fs::File;
 use std::io;
@@ -25,6 +34,10 @@ use crate::log;
 use crate::signals;
 
 const CHUNK: usize = 128 * 1024;
+/// After the stop, how long a full console pipe may take nothing before it is given up for the
+/// rest of the stream (the files still get it): a console that is read never stalls that long,
+/// and one that is not must not hold the step forever.
+const CONSOLE_STALL_MS: i32 = 1000;
 /// Larger pipes mean fewer wake-ups under a fast writer; refused sizes are harmless.
 const PIPE_SIZE: i32 = 1 << 20;
 
@@ -140,8 +153,14 @@ pub fn start(dir: &Path) -> Result<(Capture, ChildEnds)> {
         }
     }
     let mut t = Threads::new()?;
-    t.add(Stream::new(out_r, 1, vec![stdout_file, combined]), true)?;
-    t.add(Stream::new(err_r, 2, vec![combined2]), true)?;
+    for (src, console, files) in [
+        (out_r, 1, vec![stdout_file, combined]),
+        (err_r, 2, vec![combined2]),
+    ] {
+        let mut s = Stream::new(src, console, files);
+        s.try_tee = true;
+        t.add(s, true)?;
+    }
     Ok((
         t.into_capture(),
         ChildEnds {
@@ -240,6 +259,8 @@ struct Stream {
     drain_on_stop: bool,
     /// Keeps the descriptor `console` names open while the stream runs.
     _keep: Option<OwnedFd>,
+    /// Whether `src` is one of the child's pipes, so `tee(2)` may copy it to a console pipe.
+    try_tee: bool,
 }
 
 impl Stream {
@@ -251,11 +272,15 @@ impl Stream {
             incomplete: None,
             drain_on_stop: true,
             _keep: None,
+            try_tee: false,
         }
     }
 
     fn run(mut self, stop: i32) -> Option<String> {
         let mut buf = vec![0u8; CHUNK];
+        if self.try_tee && self.tee(stop, &mut buf) {
+            return self.incomplete;
+        }
         let src = self.src.as_raw_fd();
         while let Ok(revents) = signals::poll(&[src, stop], -1) {
             if revents[0] != 0 {
@@ -293,6 +318,90 @@ impl Stream {
         self.incomplete
     }
 
+    /// The zero-copy path, tried first for the child's pipes: while the console is a pipe,
+    /// `tee(2)` duplicates the pipe's pages into it inside the kernel, and then exactly that
+    /// many bytes are read and written to the files. Both pipes are used non-blocking with a
+    /// `poll` beside the stop pipe, so neither a quiet child nor a full console hides a stop.
+    /// Returns true when the stream is over; false hands the rest to the plain loop (console
+    /// not a pipe, gone, or stalled after the stop).
+    fn tee(&mut self, stop: i32, buf: &mut [u8]) -> bool {
+        let Some(con) = self.console else {
+            return false;
+        };
+        // SAFETY: F_GETPIPE_SZ only reads the pipe's size; it fails on anything else.
+        let size = unsafe { libc::fcntl(con, libc::F_GETPIPE_SZ) };
+        if size < 0 {
+            return false;
+        }
+        // Each tee moves at most what the console has room for: at the usual 64 KiB the extra
+        // wake-ups ate what the saved copy gains, so a smaller console pipe is grown like ours.
+        // SAFETY: F_SETPIPE_SZ only resizes the pipe's buffer.
+        if size < PIPE_SIZE && unsafe { libc::fcntl(con, libc::F_SETPIPE_SZ, PIPE_SIZE) } < 0 {
+            // Refused (the pipe owner's limit): tee works all the same, in smaller steps.
+        }
+        let src = self.src.as_raw_fd();
+        let mut stopped = false;
+        // Set when `tee` found no room while the pipe held data: then wait for the console.
+        let mut full = false;
+        loop {
+            // SAFETY: tee takes two descriptors and a length; it touches no memory of ours.
+            let n = unsafe { libc::tee(src, con, buf.len(), libc::SPLICE_F_NONBLOCK) };
+            if n > 0 {
+                full = false;
+                let chunk = &mut buf[..n as usize];
+                // Those bytes are in the pipe, so this read takes exactly them at once; if it
+                // fails, the plain loop's read fails alike and ends the stream as it always did.
+                if read_exact(src, chunk).is_err() {
+                    return false;
+                }
+                self.write_files(chunk);
+                continue;
+            }
+            if n == 0 {
+                return true;
+            }
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => {}
+                Some(libc::EPIPE) => {
+                    // The reader is gone; the files still get every byte.
+                    self.console = None;
+                    return false;
+                }
+                // EINVAL: the console is no pipe after all; the plain loop copies the same.
+                _ => return false,
+            }
+            // After the stop, wait for nothing new, and for a full console only a while.
+            let (fd, events, wait) = match (full, stopped) {
+                (false, false) => (src, libc::POLLIN, -1),
+                (false, true) => (src, libc::POLLIN, 0),
+                (true, false) => (con, libc::POLLOUT, -1),
+                (true, true) => (con, libc::POLLOUT, CONSOLE_STALL_MS),
+            };
+            // Once stopped, the stop pipe stays readable: leave it out (poll skips fd -1).
+            let stop_fd = if stopped { -1 } else { stop };
+            let Ok([ready, stop_ready]) = poll2(fd, events, stop_fd, wait) else {
+                return false;
+            };
+            stopped |= stop_ready;
+            if ready {
+                // The pipe has data (or is at EOF): an EAGAIN now means the console is full;
+                // or the console has room again.
+                full = !full;
+            } else if stopped && !full {
+                // Stopped, and nothing left in the pipe.
+                return true;
+            } else if stopped && wait > 0 {
+                log::warn(
+                    "console takes no more output; the rest goes to the capture files only",
+                    &[("stream", if con == 1 { "stdout" } else { "stderr" })],
+                );
+                self.console = None;
+                return false;
+            }
+        }
+    }
+
     fn copy(&mut self, chunk: &[u8]) {
         if let Some(fd) = self.console {
             if write_all(fd, chunk).is_err() {
@@ -300,22 +409,23 @@ impl Stream {
                 self.console = None;
             }
         }
-        let mut failed = None;
-        for (i, (file, name)) in self.files.iter().enumerate() {
-            if let Err(e) = write_all(file.as_raw_fd(), chunk) {
-                log::warn(
-                    "failed to write capture file; the console copy goes on",
-                    &[("file", name), ("error", &e.to_string())],
-                );
-                self.incomplete
-                    .get_or_insert_with(|| format!("writing {name}: {e}"));
-                failed = Some(i);
-                break;
-            }
-        }
-        if let Some(i) = failed {
-            self.files.remove(i);
-        }
+        self.write_files(chunk);
+    }
+
+    /// Writes `chunk` to every file; one that fails is dropped and the capture incomplete.
+    fn write_files(&mut self, chunk: &[u8]) {
+        let incomplete = &mut self.incomplete;
+        self.files.retain(|(file, name)| {
+            let Err(e) = write_all(file.as_raw_fd(), chunk) else {
+                return true;
+            };
+            log::warn(
+                "failed to write capture file; the console copy goes on",
+                &[("file", name), ("error", &e.to_string())],
+            );
+            incomplete.get_or_insert_with(|| format!("writing {name}: {e}"));
+            false
+        });
     }
 }
 
@@ -328,6 +438,44 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 succeeded; each descriptor is fresh and owned only here.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Reads exactly `buf.len()` bytes that are known to be in the pipe already.
+fn read_exact(fd: i32, mut buf: &mut [u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read(fd, buf)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => buf = &mut buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Polls `fd` for `events` beside the stop pipe; says which of the two is ready (an error or
+/// hang-up counts as ready: the next call on it tells what happened).
+fn poll2(fd: i32, events: i16, stop: i32, timeout_ms: i32) -> io::Result<[bool; 2]> {
+    let mut p = [
+        libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stop,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: p is a valid array of two pollfd.
+        if unsafe { libc::poll(p.as_mut_ptr(), 2, timeout_ms) } >= 0 {
+            return Ok([p[0].revents != 0, p[1].revents != 0]);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 fn read(fd: i32, buf: &mut [u8]) -> io::Result<usize> {

@@ -237,6 +237,383 @@ fn log_lines_never_in_capture_files() {
     assert!(stderr(&o).contains("argo=true"));
 }
 
+// ---- capture: the zero-copy (tee) path and the plain read/write fallback ----
+//
+// A console pipe takes the tee(2) path; a regular file, /dev/null or a socket the plain loop.
+// Which path ran shows in the emissary's `wchar` (bytes passed to write(2) by it and the
+// children it reaped): the console's copy counts only on the plain path.
+
+/// `len` pseudo-random bytes; stdout's have the top bit clear and stderr's set, so `combined`
+/// can be split back into the two streams byte for byte.
+fn pattern(len: usize, seed: u64, top_bit: bool) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    for b in &mut v {
+        *b = if top_bit { *b | 0x80 } else { *b & 0x7f };
+    }
+    v
+}
+
+/// Writes stdout's and stderr's data into the root; the script prints them on both streams
+/// at once, then runs `tail` (a shell command or nothing).
+fn mixed_script(r: &Root, out: &[u8], err: &[u8], tail: &str) -> String {
+    std::fs::write(r.path("out.bin"), out).unwrap();
+    std::fs::write(r.path("err.bin"), err).unwrap();
+    format!(
+        "cat '{o}' & cat '{e}' >&2; wait; {tail}",
+        o = r.path("out.bin").display(),
+        e = r.path("err.bin").display()
+    )
+}
+
+/// `ctr/main/stdout` is `out`, and `combined` is `out` and `err` interleaved, each exact.
+fn assert_capture_files(r: &Root, out: &[u8], err: &[u8]) {
+    let stdout = r.read_bytes("ctr/main/stdout");
+    assert_eq!(stdout.len(), out.len(), "ctr/main/stdout length");
+    assert!(stdout == out, "ctr/main/stdout differs");
+    let combined = r.read_bytes("ctr/main/combined");
+    assert_eq!(combined.len(), out.len() + err.len(), "combined length");
+    let (o, e): (Vec<u8>, Vec<u8>) = combined.iter().partition(|b| **b < 0x80);
+    assert!(o == out, "stdout's bytes in combined differ");
+    assert!(e == err, "stderr's bytes in combined differ");
+}
+
+/// Waits until `child` has exited, reads its `wchar` before reaping it, then reaps it.
+fn wait_counting_writes(child: &mut std::process::Child) -> (i32, u64) {
+    let pid = child.id();
+    // SAFETY: siginfo_t is plain data; all zeroes is a valid value for waitid to fill.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child without reaping it (WNOWAIT); info is valid.
+    let rc = unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+    assert_eq!(rc, 0, "waitid");
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    let wchar = io
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), wchar)
+}
+
+/// Reads all of `src` on a thread.
+fn read_all_bg(mut src: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        src.read_to_end(&mut v).unwrap();
+        v
+    })
+}
+
+/// Reads all of `src` in `step`-byte reads with `pause` between them: a slow console.
+fn read_slowly_bg(
+    mut src: impl std::io::Read + Send + 'static,
+    step: usize,
+    pause: Duration,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let mut buf = vec![0u8; step];
+        loop {
+            match src.read(&mut buf) {
+                Ok(0) => return v,
+                Ok(n) => v.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("reading the console: {e}"),
+            }
+            std::thread::sleep(pause);
+        }
+    })
+}
+
+/// A pipe: (read end, write end), both close-on-exec; `nonblocking` sets O_NONBLOCK on the
+/// write end's open file description, which the emissary then inherits as its console.
+fn console_pipe(nonblocking: bool) -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: fds has room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    if nonblocking {
+        // SAFETY: fds[1] is the pipe's open write end.
+        assert_eq!(
+            unsafe { libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK) },
+            0
+        );
+    }
+    // SAFETY: both descriptors are fresh and owned only here.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+#[test]
+fn tee_path_console_pipes_large_mixed_output_exact() {
+    let r = Root::new();
+    let (out, err) = (pattern(48 << 20, 1, false), pattern(16 << 20, 2, true));
+    let script = mixed_script(&r, &out, &err, "");
+    let mut child = r
+        .emissary(&["sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let con_out = read_all_bg(child.stdout.take().unwrap());
+    let con_err = read_all_bg(child.stderr.take().unwrap());
+    let (rc, wchar) = wait_counting_writes(&mut child);
+    let (con_out, con_err) = (con_out.join().unwrap(), con_err.join().unwrap());
+    assert_eq!(rc, 0);
+    assert!(
+        con_out == out,
+        "console stdout differs ({} bytes)",
+        con_out.len()
+    );
+    // The console's stderr also carries the emissary's own log lines, before and after.
+    let log_free: Vec<u8> = con_err.iter().copied().filter(|b| *b >= 0x80).collect();
+    assert!(log_free == err, "console stderr differs");
+    assert_capture_files(&r, &out, &err);
+    // Files: 2 x out + err; the children's cat wrote at most out + err; the console copy
+    // (out + err again) would come on top on the plain path.
+    let total = (out.len() + err.len()) as u64;
+    let files = (2 * out.len() + err.len()) as u64;
+    assert!(
+        wchar < files + total + total / 2,
+        "the console's copy went through write(2): wchar {wchar}"
+    );
+}
+
+#[test]
+fn tee_path_console_closing_mid_stream_files_complete() {
+    use std::io::Read;
+    let r = Root::new();
+    let (out, err) = (pattern(32 << 20, 3, false), pattern(4 << 20, 4, true));
+    let script = mixed_script(&r, &out, &err, "");
+    let mut child = r
+        .emissary(&["sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read 1 MiB of stdout, then close the console: EPIPE for the rest of the stream.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = vec![0u8; 1 << 20];
+    stdout.read_exact(&mut head).unwrap();
+    drop(stdout);
+    let con_err = read_all_bg(child.stderr.take().unwrap());
+    let status = child.wait().unwrap();
+    let con_err = con_err.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&con_err)
+    );
+    assert!(
+        head[..] == out[..head.len()],
+        "console got other bytes first"
+    );
+    assert_eq!(r.exitcode("main"), "0");
+    assert_capture_files(&r, &out, &err);
+    let log_free: Vec<u8> = con_err.iter().copied().filter(|b| *b >= 0x80).collect();
+    assert!(log_free == err, "console stderr differs");
+}
+
+#[test]
+fn plain_path_console_regular_file_and_dev_null_exact() {
+    for stdout_to_file in [true, false] {
+        let r = Root::new();
+        let (out, err) = (pattern(24 << 20, 5, false), pattern(8 << 20, 6, true));
+        let script = mixed_script(&r, &out, &err, "");
+        let file = std::fs::File::create(r.path("console")).unwrap();
+        let null = std::fs::File::options()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let (o, e) = if stdout_to_file {
+            (file, null)
+        } else {
+            (null, file)
+        };
+        let mut child = r
+            .emissary(&["sh", "-c", &script])
+            .stdout(o)
+            .stderr(e)
+            .spawn()
+            .unwrap();
+        let (rc, wchar) = wait_counting_writes(&mut child);
+        assert_eq!(rc, 0);
+        assert_capture_files(&r, &out, &err);
+        let console = r.read_bytes("console");
+        if stdout_to_file {
+            assert!(console == out, "console file differs from stdout");
+        } else {
+            let log_free: Vec<u8> = console.iter().copied().filter(|b| *b >= 0x80).collect();
+            assert!(log_free == err, "console file differs from stderr");
+        }
+        // The plain path writes the console's copy with write(2), /dev/null included.
+        let files = (2 * out.len() + err.len()) as u64;
+        let console_total = (out.len() + err.len()) as u64;
+        assert!(wchar >= files + console_total, "wchar {wchar}");
+    }
+}
+
+#[test]
+fn stalled_console_with_grandchild_ends_within_bound() {
+    // stdout's console is a pipe nobody reads until the emissary has exited; the child leaves
+    // a grandchild holding its stdout. The output is more than the console pipe holds (1 MiB,
+    // set here so the figure does not depend on the emissary growing it), less than that plus
+    // the capture pipe: the child itself never blocks.
+    let r = Root::new();
+    let out = pattern(1536 << 10, 7, false);
+    let gc = r.path("grandchild.pid");
+    let script = mixed_script(
+        &r,
+        &out,
+        b"",
+        &format!("sleep 30 & echo $! > '{}'", gc.display()),
+    );
+    let (mut con, con_w) = console_pipe(false);
+    use std::os::fd::AsRawFd;
+    // SAFETY: resizes the test's own pipe.
+    assert!(unsafe { libc::fcntl(con.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) } >= 1 << 20);
+    let log = std::fs::File::create(r.path("log")).unwrap();
+    let start = Instant::now();
+    let mut child = r
+        .emissary(&["sh", "-c", &script])
+        .stdout(con_w)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Our copy of the console's write end went with the Command: EOF comes with the emissary.
+    let mut status = None;
+    wait_until(Duration::from_secs(20), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let took = start.elapsed();
+    if status.is_none() {
+        let _ = child.kill();
+        status = child.wait().ok();
+    }
+    if let Ok(pid) = std::fs::read_to_string(&gc) {
+        if let Ok(pid) = pid.trim().parse::<u32>() {
+            kill(pid, libc::SIGKILL);
+        }
+    }
+    let status = status.unwrap();
+    assert_eq!(status.code(), Some(0), "{}", r.read("log"));
+    // 100 ms for the grandchild, 1 s for the stalled console, and slack for a loaded machine.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    assert_capture_files(&r, &out, b"");
+    // What the console did get is the start of the output, unchanged.
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut con, &mut got).unwrap();
+    assert!(
+        !got.is_empty() && got.len() < out.len(),
+        "console got {}",
+        got.len()
+    );
+    assert!(got[..] == out[..got.len()], "console bytes differ");
+    assert!(r.read("log").contains("console takes no more output"));
+}
+
+#[test]
+fn slow_console_with_grandchild_gets_everything() {
+    // A slow but live reader: the end of the run waits for it (it never stalls for a second),
+    // so the console still gets every byte, after the child has exited.
+    let r = Root::new();
+    let (out, err) = (pattern(6 << 20, 8, false), pattern(1 << 20, 9, true));
+    let gc = r.path("grandchild.pid");
+    let script = mixed_script(
+        &r,
+        &out,
+        &err,
+        &format!("sleep 30 & echo $! > '{}'", gc.display()),
+    );
+    let mut child = r
+        .emissary(&["sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let con_out = read_slowly_bg(
+        child.stdout.take().unwrap(),
+        64 << 10,
+        Duration::from_millis(5),
+    );
+    let con_err = read_all_bg(child.stderr.take().unwrap());
+    let status = child.wait().unwrap();
+    if let Ok(pid) = std::fs::read_to_string(&gc) {
+        if let Ok(pid) = pid.trim().parse::<u32>() {
+            kill(pid, libc::SIGKILL);
+        }
+    }
+    let (con_out, con_err) = (con_out.join().unwrap(), con_err.join().unwrap());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&con_err)
+    );
+    assert!(
+        con_out == out,
+        "console stdout differs ({} bytes)",
+        con_out.len()
+    );
+    assert_capture_files(&r, &out, &err);
+}
+
+#[test]
+fn nonblocking_console_pipe_and_socket_exact() {
+    // Someone made the console O_NONBLOCK: a pipe (tee path) and a socket (plain path, whose
+    // writes then meet EAGAIN), each read slowly so that the console is often full.
+    for socket in [false, true] {
+        let r = Root::new();
+        let (out, err) = (pattern(8 << 20, 10, false), pattern(2 << 20, 11, true));
+        let script = mixed_script(&r, &out, &err, "");
+        let (reader, console): (Box<dyn std::io::Read + Send>, std::os::fd::OwnedFd) = if socket {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            b.set_nonblocking(true).unwrap();
+            (Box::new(a), b.into())
+        } else {
+            let (rd, wr) = console_pipe(true);
+            (Box::new(rd), wr)
+        };
+        let mut child = r
+            .emissary(&["sh", "-c", &script])
+            .stdout(console)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let con_out = read_slowly_bg(reader, 32 << 10, Duration::from_millis(1));
+        let con_err = read_all_bg(child.stderr.take().unwrap());
+        let status = child.wait().unwrap();
+        let (con_out, con_err) = (con_out.join().unwrap(), con_err.join().unwrap());
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&con_err)
+        );
+        assert!(
+            con_out == out,
+            "console stdout differs ({} bytes, socket {socket})",
+            con_out.len()
+        );
+        assert_capture_files(&r, &out, &err);
+    }
+}
+
 // ---- logging ----
 
 #[test]

@@ -19,6 +19,7 @@ mod deps;
 mod emissary;
 mod error;
 mod fsx;
+mod gzip;
 mod init;
 mod initless;
 mod json;

@@ -10,6 +10,8 @@ mod archive;
 mod error;
 #[path = "../../src/fsx.rs"]
 mod fsx;
+#[path = "../../src/gzip.rs"]
+mod gzip;
 #[path = "../../src/json.rs"]
 mod json;
 #[path = "../../src/log.rs"]

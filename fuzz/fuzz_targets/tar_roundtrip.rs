@@ -11,6 +11,8 @@
 mod archive;
 #[path = "../../src/fsx.rs"]
 mod fsx;
+#[path = "../../src/gzip.rs"]
+mod gzip;
 #[path = "../../src/log.rs"]
 mod log;
 

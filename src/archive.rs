@@ -4,8 +4,8 @@
 //! entry named after the source, folders walked in byte-wise sorted order, root first, symlinks
 //! kept as symlinks, GNU long names) and the reading of the source; `gzip` owns the compressed
 //! stream around it. Memory stays bounded whatever the size: file contents pass through in
-//! small pieces. The same tree always gives the same bytes (no timestamps of our own,
-//! deterministic deflate), so reruns are comparable.
+//! small pieces into `gzip`'s bounded chunks. The same tree always gives the same bytes (no
+//! timestamps of our own, deterministic deflate), so reruns are comparable.
 
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -370,7 +370,7 @@ pub(crate) mod tests {
     }
 
     use super::*;
-    use crate::gzip::crc32;
+    use crate::gzip::tests::crc32;
     pub(crate) use crate::gzip::tests::gunzip;
     use std::collections::BTreeMap;
     use std::ffi::CString;
@@ -547,7 +547,7 @@ pub(crate) mod tests {
             };
             let (len, crc) = if ft.is_file() {
                 let data = fs::read(&path).unwrap();
-                (data.len() as u64, crc32(0, &data))
+                (data.len() as u64, crc32(&data))
             } else {
                 (0, 0)
             };

@@ -6,6 +6,8 @@
 
 #[path = "../../src/archive.rs"]
 mod archive;
+#[path = "../../src/cpus.rs"]
+mod cpus;
 #[path = "../../src/error.rs"]
 mod error;
 #[path = "../../src/fsx.rs"]
@@ -20,6 +22,8 @@ mod log;
 mod outputs;
 #[path = "../../src/paths.rs"]
 mod paths;
+#[path = "../../src/pool.rs"]
+mod pool;
 #[path = "../../src/retry.rs"]
 mod retry;
 #[path = "../../src/template.rs"]

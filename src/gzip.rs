@@ -89,7 +89,7 @@ pub struct GzWriter<'a> {
     /// Worker threads to start at the first full chunk; 1: deflate in this thread.
     threads: usize,
     chunk: Vec<u8>,
-    crc: u32,
+    crc: Crc32,
     len: u32,
     /// This thread's compressor and output, when it deflates itself.
     here: Option<Box<CompressorOxide>>,
@@ -116,7 +116,7 @@ impl<'a> GzWriter<'a> {
             level,
             threads,
             chunk: Vec::with_capacity(CHUNK),
-            crc: 0,
+            crc: Crc32::new(),
             len: 0,
             here: None,
             deflated: Vec::new(),
@@ -127,7 +127,7 @@ impl<'a> GzWriter<'a> {
     /// Deflates the gathered chunk, or has it deflated, and counts it into the trailer.
     fn send(&mut self, last: bool) -> io::Result<()> {
         let data = mem::take(&mut self.chunk);
-        self.crc = crc32(self.crc, &data);
+        self.crc.update(&data);
         // ISIZE is the length modulo 2^32 (RFC 1952).
         self.len = self.len.wrapping_add(data.len() as u32);
         // Threads start with the first full chunk, once: an artifact of one chunk costs none,
@@ -161,7 +161,7 @@ impl<'a> GzWriter<'a> {
             pool.drain(self.out)?;
         }
         let mut trailer = [0u8; 8];
-        trailer[..4].copy_from_slice(&self.crc.to_le_bytes());
+        trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
         trailer[4..].copy_from_slice(&self.len.to_le_bytes());
         self.out.write_all(&trailer)?;
         self.out.flush()
@@ -186,34 +186,60 @@ impl Write for GzWriter<'_> {
     }
 }
 
-/// The CRC-32 (IEEE 802.3, reflected, as gzip uses) lookup table, built at compile time.
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
+/// The CRC-32 of gzip (IEEE 802.3, reflected), eight bytes at a step (Intel's slicing-by-8):
+/// about four times as fast as a byte at a step, which matters since one thread computes it
+/// for the whole stream while the others deflate. The tables (8 KiB) are built when the
+/// stream starts rather than at compile time, where they would cost the binary 8 KiB.
+pub struct Crc32 {
+    table: Box<[[u32; 256]; 8]>,
+    crc: u32,
+}
 
-/// Continues CRC-32 `crc` (0 to start) over `data`. miniz_oxide has only Adler-32.
-pub fn crc32(crc: u32, data: &[u8]) -> u32 {
-    let mut c = !crc;
-    for &b in data {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+impl Crc32 {
+    pub fn new() -> Crc32 {
+        let mut t = Box::new([[0u32; 256]; 8]);
+        for i in 0..256 {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
+            }
+            t[0][i] = c;
+        }
+        // t[k][i]: the CRC of byte i followed by k zero bytes.
+        for k in 1..8 {
+            for i in 0..256 {
+                let p = t[k - 1][i];
+                t[k][i] = (p >> 8) ^ t[0][(p & 0xff) as usize];
+            }
+        }
+        Crc32 { table: t, crc: 0 }
     }
-    !c
+
+    /// Continues the CRC over `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        let t = &self.table;
+        let mut c = !self.crc;
+        let mut steps = data.chunks_exact(8);
+        for b in &mut steps {
+            let lo = c ^ u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            c = t[7][(lo & 0xff) as usize]
+                ^ t[6][((lo >> 8) & 0xff) as usize]
+                ^ t[5][((lo >> 16) & 0xff) as usize]
+                ^ t[4][(lo >> 24) as usize]
+                ^ t[3][usize::from(b[4])]
+                ^ t[2][usize::from(b[5])]
+                ^ t[1][usize::from(b[6])]
+                ^ t[0][usize::from(b[7])];
+        }
+        for &b in steps.remainder() {
+            c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+        }
+        self.crc = !c;
+    }
+
+    pub fn sum(&self) -> u32 {
+        self.crc
+    }
 }
 
 #[cfg(test)]
@@ -262,17 +288,40 @@ pub(crate) mod tests {
 
     /// The CRC-32 of `data`.
     pub(crate) fn crc32(data: &[u8]) -> u32 {
-        super::crc32(0, data)
+        let mut c = Crc32::new();
+        c.update(data);
+        c.sum()
     }
 
     #[test]
     fn crc32_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(
-            super::crc32(super::crc32(0, b"1234"), b"56789"),
-            0xCBF4_3926
-        );
+        let mut c = Crc32::new();
+        c.update(b"1234");
+        c.update(b"56789");
+        assert_eq!(c.sum(), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
+        // Every split of every length up to past two steps, against a bit at a time.
+        let data = sample(40);
+        for len in 0..=data.len() {
+            let want = data[..len].iter().fold(!0u32, |mut c, &b| {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        0xEDB8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
+                }
+                c
+            });
+            for split in 0..=len {
+                let mut c = Crc32::new();
+                c.update(&data[..split]);
+                c.update(&data[split..len]);
+                assert_eq!(c.sum(), !want, "len {len} split {split}");
+            }
+        }
     }
 
     #[test]

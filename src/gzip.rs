@@ -26,9 +26,9 @@ use crate::pool::Pool;
 /// 512 KiB keeps 4 threads within a few MiB.
 pub const CHUNK: usize = 512 * 1024;
 
-/// Threads at most. Each costs memory: its ~300 KiB compressor and two chunks in flight
-/// (`pool`), up to ~1.3 MiB with incompressible data, so four stay within ~6 MiB on top of the
-/// rest, and a step on a big node does not start dozens.
+/// Threads at most. Each costs memory: its ~300 KiB compressor and a chunk in flight (`pool`),
+/// in and out up to ~1.3 MiB with incompressible data, so four stay within ~8 MiB all told,
+/// and a step on a big node does not start dozens.
 const MAX_THREADS: usize = 4;
 
 /// Gzip member header as Go's `compress/gzip` writes it: deflate, no flags, mtime 0, XFL 0,

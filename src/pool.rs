@@ -3,8 +3,8 @@
 //! This module owns the threads and what they share: a queue of chunks to deflate and the
 //! deflated chunks not yet written, under one mutex, with one condition variable that wakes
 //! both sides. The writer hands over chunks numbered in stream order and writes the results
-//! in that order, whichever thread finishes first; at most two chunks per thread are in
-//! flight, so memory stays bounded whatever the stream's length. Plain blocking threads:
+//! in that order, whichever thread finishes first; at most one chunk per thread and two more
+//! are in flight, so memory stays bounded whatever the stream's length. Plain blocking threads:
 //! deflate is pure computation, so nothing here waits on anything but the other side.
 
 use std::io::{self, Write};
@@ -92,7 +92,9 @@ impl Pool {
         }
         Some(Pool {
             shared,
-            limit: 2 * workers.len() as u64,
+            // Two beyond one per thread: a thread that finishes early finds work while the
+            // oldest chunk, which must be written first, is still being deflated.
+            limit: workers.len() as u64 + 2,
             workers,
             sent: 0,
             written: 0,

@@ -664,6 +664,173 @@ fn compression_levels() {
     assert!(get("out-of-range") == l6, "level 10 is not level 6");
 }
 
+// ---- compression in chunks, on several threads ----
+
+/// The uncompressed bytes per deflate chunk (`CHUNK` in src/gzip.rs). The tests below hold
+/// for any value; this one puts their sizes on its boundaries.
+const CHUNK: usize = 512 * 1024;
+
+/// A tar stream is a 512-byte header, the contents padded to 512, then 1024 zero bytes: a file
+/// of this size makes a single-file artifact's tar exactly `k` chunks long.
+fn tar_fills_chunks(k: usize) -> usize {
+    k * CHUNK - 512 - 1024
+}
+
+/// Bytes that deflate unevenly: stretches of words, noise and zeros, so that neighbouring
+/// chunks take different times on different threads.
+fn mixed(len: usize, seed: u32) -> Vec<u8> {
+    let mut data = words(len);
+    let mut at = 0;
+    let mut i = 0u32;
+    while at < len {
+        let n = (len - at).min(100_000 + (i as usize % 5) * 70_000);
+        match i % 3 {
+            0 => data[at..at + n].copy_from_slice(&noise(n, seed + i)),
+            1 => data[at..at + n].fill(0),
+            _ => {}
+        }
+        at += n * 2;
+        i += 1;
+    }
+    data
+}
+
+/// Pins a command to the first CPU this process may use: the emissary then sees one CPU and
+/// deflates every chunk in its own thread, with no worker threads at all.
+fn on_one_cpu(c: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: cpu_set_t is a plain bit array, for which all zeros is a valid (empty) set.
+    let mut mine: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: mine is a valid, writable cpu_set_t of the size passed.
+    assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut mine) }, 0);
+    // SAFETY: mine is initialised and every index is below CPU_SETSIZE.
+    let first = (0..libc::CPU_SETSIZE as usize)
+        .find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &mine) })
+        .expect("no CPU in our affinity mask");
+    // SAFETY: as above; one's all-zero value is an empty set.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: first is below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(first, &mut one) };
+    // SAFETY: sched_setaffinity is a plain system call, safe between fork and exec; `one`
+    // is copied into the closure.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::sched_setaffinity(0, size, &one) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// Every regular file below `a` has the same bytes below `b`, and the other way round.
+fn assert_same_files(a: &Path, b: &Path) {
+    let (fa, fb) = (files_below(a), files_below(b));
+    assert_eq!(
+        fa,
+        fb,
+        "the same files below {} and {}",
+        a.display(),
+        b.display()
+    );
+    for f in &fa {
+        let (pa, pb) = (a.join(f), b.join(f));
+        if fs::symlink_metadata(&pa).unwrap().is_file() {
+            assert!(
+                fs::read(&pa).unwrap() == fs::read(&pb).unwrap(),
+                "{f} differs"
+            );
+        }
+    }
+}
+
+/// Single files around the chunk boundaries, one much larger than a chunk, an empty one, and
+/// a tree of many small files, each its own artifact: every archive is one valid gzip member
+/// that GNU tar extracts to the same bytes; a second run gives the same archives byte for
+/// byte, and so does a run on one CPU, where no worker thread deflates.
+#[test]
+fn chunked_artifacts_extract_exactly_whatever_the_threads() {
+    let r = Root::new();
+    let src = r.path("src");
+    let mut sizes = vec![0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK - 1, 2 * CHUNK];
+    sizes.extend([2 * CHUNK + 1, tar_fills_chunks(1), tar_fills_chunks(2)]);
+    sizes.extend([
+        tar_fills_chunks(2) - 512,
+        tar_fills_chunks(2) + 512,
+        9 * CHUNK + 4321,
+    ]);
+    let mut artifacts = Vec::new();
+    let mut files = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let dir = src.join(format!("s{i}"));
+        fs::create_dir_all(&dir).unwrap();
+        let f = dir.join(format!("f{size}"));
+        fs::write(&f, mixed(size, i as u32)).unwrap();
+        // Level 1 keeps the unoptimised build of `cargo test` quick; the biggest at 6.
+        let level = if size > 4 * CHUNK { 6 } else { 1 };
+        artifacts.push(json!({"name": format!("s{i}"), "path": s(&f),
+            "archive": {"tar": {"compressionLevel": level}}}));
+        files.push(f);
+    }
+    // Many small files: tar headers and contents straddle the chunk boundaries everywhere.
+    let many = src.join("many");
+    for i in 0..2500usize {
+        let d = many
+            .join(format!("d{}", i % 37))
+            .join(format!("e{}", i % 5));
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join(format!("f{i}")), mixed(i * 7 % 3000, i as u32)).unwrap();
+    }
+    artifacts.push(json!({"name": "many", "path": s(&many)}));
+    files.push(many.clone());
+    set_template(&r, json!({"outputs": {"artifacts": artifacts}}));
+
+    let run_once = |one_cpu: bool| -> Vec<Vec<u8>> {
+        let _ = fs::remove_dir_all(r.path("outputs"));
+        let mut c = r.emissary(&["true"]);
+        if one_cpu {
+            on_one_cpu(&mut c);
+        }
+        let o = run(c);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        files
+            .iter()
+            .map(|f| fs::read(r.path(&artifact_rel(f))).unwrap())
+            .collect()
+    };
+    let first = run_once(false);
+    for (i, f) in files.iter().enumerate() {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(gzip_ok(&first[i]), "gzip -t {name}");
+        let into = r.path(&format!("x/{i}"));
+        gnu_extract(&r.path(&artifact_rel(f)), &into);
+        if f.is_dir() {
+            assert_same_files(f, &into.join(&name));
+        } else {
+            assert_eq!(listing(&into, &[]), std::slice::from_ref(&name));
+            assert!(
+                fs::read(f).unwrap() == fs::read(into.join(&name)).unwrap(),
+                "{name}"
+            );
+        }
+    }
+    // Python's gzip and tarfile read the biggest and the tree too.
+    assert_eq!(
+        list(&r.path(&artifact_rel(&files[12])))[0].size,
+        9 * CHUNK as u64 + 4321
+    );
+    assert_eq!(list(&r.path(&artifact_rel(&many))).len(), 2500 + 37 * 6 + 1);
+
+    let second = run_once(false);
+    let pinned = run_once(true);
+    for (i, f) in files.iter().enumerate() {
+        assert!(first[i] == second[i], "run 2 differs: {}", f.display());
+        assert!(pinned[i] == first[i], "one CPU differs: {}", f.display());
+    }
+}
+
 // ---- parameters ----
 
 #[test]

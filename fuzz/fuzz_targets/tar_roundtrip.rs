@@ -9,10 +9,16 @@
 
 #[path = "../../src/archive.rs"]
 mod archive;
+#[path = "../../src/cpus.rs"]
+mod cpus;
 #[path = "../../src/fsx.rs"]
 mod fsx;
+#[path = "../../src/gzip.rs"]
+mod gzip;
 #[path = "../../src/log.rs"]
 mod log;
+#[path = "../../src/pool.rs"]
+mod pool;
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Read;

@@ -6,10 +6,14 @@
 
 #[path = "../../src/archive.rs"]
 mod archive;
+#[path = "../../src/cpus.rs"]
+mod cpus;
 #[path = "../../src/error.rs"]
 mod error;
 #[path = "../../src/fsx.rs"]
 mod fsx;
+#[path = "../../src/gzip.rs"]
+mod gzip;
 #[path = "../../src/json.rs"]
 mod json;
 #[path = "../../src/log.rs"]
@@ -18,6 +22,8 @@ mod log;
 mod outputs;
 #[path = "../../src/paths.rs"]
 mod paths;
+#[path = "../../src/pool.rs"]
+mod pool;
 #[path = "../../src/retry.rs"]
 mod retry;
 #[path = "../../src/template.rs"]

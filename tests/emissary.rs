@@ -304,6 +304,24 @@ fn wait_counting_writes(child: &mut std::process::Child) -> (i32, u64) {
     (status.code().unwrap_or(-1), wchar)
 }
 
+/// Joins the console readers; the step ended 0 and its console got exactly `out`.
+fn assert_console_exact(
+    status: std::process::ExitStatus,
+    con_out: std::thread::JoinHandle<Vec<u8>>,
+    con_err: std::thread::JoinHandle<Vec<u8>>,
+    out: &[u8],
+    what: &str,
+) {
+    let (con_out, con_err) = (con_out.join().unwrap(), con_err.join().unwrap());
+    let log = String::from_utf8_lossy(&con_err);
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        con_out == out,
+        "console stdout differs ({} bytes{what})",
+        con_out.len()
+    );
+}
+
 /// Reads all of `src` on a thread.
 fn read_all_bg(mut src: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
@@ -558,18 +576,7 @@ fn slow_console_with_grandchild_gets_everything() {
             kill(pid, libc::SIGKILL);
         }
     }
-    let (con_out, con_err) = (con_out.join().unwrap(), con_err.join().unwrap());
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&con_err)
-    );
-    assert!(
-        con_out == out,
-        "console stdout differs ({} bytes)",
-        con_out.len()
-    );
+    assert_console_exact(status, con_out, con_err, &out, "");
     assert_capture_files(&r, &out, &err);
 }
 
@@ -598,17 +605,12 @@ fn nonblocking_console_pipe_and_socket_exact() {
         let con_out = read_slowly_bg(reader, 32 << 10, Duration::from_millis(1));
         let con_err = read_all_bg(child.stderr.take().unwrap());
         let status = child.wait().unwrap();
-        let (con_out, con_err) = (con_out.join().unwrap(), con_err.join().unwrap());
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&con_err)
-        );
-        assert!(
-            con_out == out,
-            "console stdout differs ({} bytes, socket {socket})",
-            con_out.len()
+        assert_console_exact(
+            status,
+            con_out,
+            con_err,
+            &out,
+            &format!(", socket {socket}"),
         );
         assert_capture_files(&r, &out, &err);
     }

@@ -283,6 +283,10 @@ impl Stream {
         }
         let src = self.src.as_raw_fd();
         while let Ok(revents) = signals::poll(&[src, stop], -1) {
+            // The stop first: a grandchild that never stops writing must not hide it.
+            if revents[1] != 0 {
+                break;
+            }
             if revents[0] != 0 {
                 match read(src, &mut buf) {
                     Ok(0) => return self.incomplete,
@@ -290,10 +294,6 @@ impl Stream {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(_) => return self.incomplete,
                 }
-                continue;
-            }
-            if revents[1] != 0 {
-                break;
             }
         }
         if !self.drain_on_stop {
@@ -309,11 +309,18 @@ impl Stream {
             // Draining would block on a pipe a grandchild holds: leave what is buffered.
             return self.incomplete;
         }
-        while let Ok(n) = read(src, &mut buf) {
-            if n == 0 {
-                break;
+        // What is in the pipe now, and no more: everything the child wrote is in it, and a
+        // grandchild that goes on writing is not waited for.
+        let mut left = buffered(src);
+        while left > 0 {
+            let want = left.min(buf.len());
+            match read(src, &mut buf[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    self.copy(&buf[..n]);
+                    left -= n;
+                }
             }
-            self.copy(&buf[..n]);
         }
         self.incomplete
     }
@@ -343,11 +350,24 @@ impl Stream {
         let mut stopped = false;
         // Set when `tee` found no room while the pipe held data: then wait for the console.
         let mut full = false;
+        // After the stop: the bytes still to copy, those in the pipe at the stop.
+        let mut left = usize::MAX;
         loop {
+            if !stopped && stop_pending(stop) {
+                stopped = true;
+                left = buffered(src);
+            }
+            if stopped && left == 0 {
+                return true;
+            }
+            let want = left.min(buf.len());
             // SAFETY: tee takes two descriptors and a length; it touches no memory of ours.
-            let n = unsafe { libc::tee(src, con, buf.len(), libc::SPLICE_F_NONBLOCK) };
+            let n = unsafe { libc::tee(src, con, want, libc::SPLICE_F_NONBLOCK) };
             if n > 0 {
                 full = false;
+                if stopped {
+                    left -= n as usize;
+                }
                 let chunk = &mut buf[..n as usize];
                 // Those bytes are in the pipe, so this read takes exactly them at once; if it
                 // fails, the plain loop's read fails alike and ends the stream as it always did.
@@ -383,7 +403,10 @@ impl Stream {
             let Ok([ready, stop_ready]) = poll2(fd, events, stop_fd, wait) else {
                 return false;
             };
-            stopped |= stop_ready;
+            if stop_ready && !stopped {
+                stopped = true;
+                left = buffered(src);
+            }
             if ready {
                 // The pipe has data (or is at EOF): an EAGAIN now means the console is full;
                 // or the console has room again.
@@ -438,6 +461,22 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 succeeded; each descriptor is fresh and owned only here.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Bytes waiting in pipe (or pty) `fd`; unbounded when the kernel cannot say, so the caller
+/// reads until the pipe is empty instead.
+fn buffered(fd: i32) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the valid pointer given.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } < 0 {
+        return usize::MAX;
+    }
+    usize::try_from(n).unwrap_or(0)
+}
+
+/// Whether the stop pipe has been closed, without waiting.
+fn stop_pending(stop: i32) -> bool {
+    matches!(signals::poll(&[stop], 0).as_deref(), Ok([r]) if *r != 0)
 }
 
 /// Reads exactly `buf.len()` bytes that are known to be in the pipe already.

@@ -581,6 +581,59 @@ fn slow_console_with_grandchild_gets_everything() {
 }
 
 #[test]
+fn endless_grandchild_with_slow_console_does_not_hold_the_step() {
+    // A grandchild that never stops writing keeps the child's pipe full, behind a console that
+    // drains slowly: once the stop comes, what is in the pipe is copied and no more (the stop
+    // is seen even though data never runs out). A socket console takes the plain loop, a pipe
+    // the tee path.
+    for socket in [false, true] {
+        let r = Root::new();
+        let gc = r.path("grandchild.pid");
+        let script = format!("yes & echo $! > '{}'; echo done", gc.display());
+        let (reader, console): (Box<dyn std::io::Read + Send>, std::os::fd::OwnedFd) = if socket {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            (Box::new(a), b.into())
+        } else {
+            let (rd, wr) = console_pipe(false);
+            (Box::new(rd), wr)
+        };
+        let log = std::fs::File::create(r.path("log")).unwrap();
+        let start = Instant::now();
+        let mut child = r
+            .emissary(&["sh", "-c", &script])
+            .stdout(console)
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let con_out = read_slowly_bg(reader, 64 << 10, Duration::from_millis(2));
+        let mut status = None;
+        wait_until(Duration::from_secs(20), || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        let took = start.elapsed();
+        if status.is_none() {
+            let _ = child.kill();
+            status = child.wait().ok();
+        }
+        if let Ok(pid) = std::fs::read_to_string(&gc) {
+            if let Ok(pid) = pid.trim().parse::<u32>() {
+                kill(pid, libc::SIGKILL);
+            }
+        }
+        let got = con_out.join().unwrap();
+        assert_eq!(status.unwrap().code(), Some(0), "{}", r.read("log"));
+        assert!(
+            took < Duration::from_secs(5),
+            "socket {socket}: took {took:?}"
+        );
+        assert_eq!(r.exitcode("main"), "0");
+        // The files hold at least what the console got (the console may have been dropped).
+        assert!(r.read_bytes("ctr/main/stdout").len() >= got.len().min(1));
+    }
+}
+
+#[test]
 fn nonblocking_console_pipe_and_socket_exact() {
     // Someone made the console O_NONBLOCK: a pipe (tee path) and a socket (plain path, whose
     // writes then meet EAGAIN), each read slowly so that the console is often full.

@@ -282,7 +282,7 @@ impl Stream {
             return self.incomplete;
         }
         let src = self.src.as_raw_fd();
-        while let Ok(revents) = signals::poll(&[src, stop], -1) {
+        while let Ok(revents) = signals::poll(&[(src, libc::POLLIN), (stop, libc::POLLIN)], -1) {
             // The stop first: a grandchild that never stops writing must not hide it.
             if revents[1] != 0 {
                 break;
@@ -347,34 +347,34 @@ impl Stream {
             // Refused (the pipe owner's limit): tee works all the same, in smaller steps.
         }
         let src = self.src.as_raw_fd();
-        let mut stopped = false;
         // Set when `tee` found no room while the pipe held data: then wait for the console.
         let mut full = false;
-        // After the stop: the bytes still to copy, those in the pipe at the stop.
-        let mut left = usize::MAX;
+        // Once the stop has come: the bytes still to copy, of those in the pipe at the stop.
+        let mut left: Option<usize> = None;
         loop {
-            if !stopped && stop_pending(stop) {
-                stopped = true;
-                left = buffered(src);
-            }
-            if stopped && left == 0 {
+            if left == Some(0) {
                 return true;
             }
-            let want = left.min(buf.len());
+            let want = left.map_or(buf.len(), |l| l.min(buf.len()));
             // SAFETY: tee takes two descriptors and a length; it touches no memory of ours.
             let n = unsafe { libc::tee(src, con, want, libc::SPLICE_F_NONBLOCK) };
             if n > 0 {
                 full = false;
-                if stopped {
-                    left -= n as usize;
-                }
-                let chunk = &mut buf[..n as usize];
+                let n = n as usize;
+                let chunk = &mut buf[..n];
                 // Those bytes are in the pipe, so this read takes exactly them at once; if it
                 // fails, the plain loop's read fails alike and ends the stream as it always did.
                 if read_exact(src, chunk).is_err() {
                     return false;
                 }
                 self.write_files(chunk);
+                match &mut left {
+                    Some(l) => *l -= n,
+                    // Data that never runs out keeps the loop from the poll below, which
+                    // watches the stop: look at it here.
+                    None if stop_pending(stop) => left = Some(buffered(src)),
+                    None => {}
+                }
                 continue;
             }
             if n == 0 {
@@ -392,6 +392,7 @@ impl Stream {
                 _ => return false,
             }
             // After the stop, wait for nothing new, and for a full console only a while.
+            let stopped = left.is_some();
             let (fd, events, wait) = match (full, stopped) {
                 (false, false) => (src, libc::POLLIN, -1),
                 (false, true) => (src, libc::POLLIN, 0),
@@ -400,13 +401,15 @@ impl Stream {
             };
             // Once stopped, the stop pipe stays readable: leave it out (poll skips fd -1).
             let stop_fd = if stopped { -1 } else { stop };
-            let Ok([ready, stop_ready]) = poll2(fd, events, stop_fd, wait) else {
+            // An error or hang-up counts as ready: the next call on it tells what happened.
+            let Ok(revents) = signals::poll(&[(fd, events), (stop_fd, libc::POLLIN)], wait) else {
                 return false;
             };
-            if stop_ready && !stopped {
-                stopped = true;
-                left = buffered(src);
+            let ready = revents[0] != 0;
+            if revents[1] != 0 {
+                left = Some(buffered(src));
             }
+            let stopped = left.is_some();
             if ready {
                 // The pipe has data (or is at EOF): an EAGAIN now means the console is full;
                 // or the console has room again.
@@ -476,7 +479,7 @@ fn buffered(fd: i32) -> usize {
 
 /// Whether the stop pipe has been closed, without waiting.
 fn stop_pending(stop: i32) -> bool {
-    matches!(signals::poll(&[stop], 0).as_deref(), Ok([r]) if *r != 0)
+    matches!(signals::poll(&[(stop, libc::POLLIN)], 0).as_deref(), Ok([r]) if *r != 0)
 }
 
 /// Reads exactly `buf.len()` bytes that are known to be in the pipe already.
@@ -488,33 +491,6 @@ fn read_exact(fd: i32, mut buf: &mut [u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Polls `fd` for `events` beside the stop pipe; says which of the two is ready (an error or
-/// hang-up counts as ready: the next call on it tells what happened).
-fn poll2(fd: i32, events: i16, stop: i32, timeout_ms: i32) -> io::Result<[bool; 2]> {
-    let mut p = [
-        libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: stop,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    loop {
-        // SAFETY: p is a valid array of two pollfd.
-        if unsafe { libc::poll(p.as_mut_ptr(), 2, timeout_ms) } >= 0 {
-            return Ok([p[0].revents != 0, p[1].revents != 0]);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 fn read(fd: i32, buf: &mut [u8]) -> io::Result<usize> {

@@ -153,14 +153,14 @@ impl SignalFd {
     }
 }
 
-/// Waits until one of `fds` is readable or `timeout_ms` passes (-1: no limit). Returns the
-/// `revents` of each descriptor.
-pub fn poll(fds: &[i32], timeout_ms: i32) -> io::Result<Vec<i16>> {
+/// Waits until one of `fds` is ready for its events (`POLLIN`, `POLLOUT`) or `timeout_ms`
+/// passes (-1: no limit); a descriptor of -1 is skipped. Returns the `revents` of each.
+pub fn poll(fds: &[(i32, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|&fd| libc::pollfd {
+        .map(|&(fd, events)| libc::pollfd {
             fd,
-            events: libc::POLLIN,
+            events,
             revents: 0,
         })
         .collect();

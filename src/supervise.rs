@@ -84,10 +84,12 @@ impl Supervisor {
     /// child when a SIGCHLD came, or at a timeout in case one was missed.
     fn wake(&mut self, timeout: Duration, extra: Option<i32>) -> (Vec<Received>, bool) {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        let mut fds = vec![self.sigfd.raw()];
-        fds.extend(extra);
         let watch = self.watch.as_ref();
-        fds.extend(watch.map(Watch::fd));
+        let fds: Vec<(i32, i16)> = [Some(self.sigfd.raw()), extra, watch.map(Watch::fd)]
+            .into_iter()
+            .flatten()
+            .map(|fd| (fd, libc::POLLIN))
+            .collect();
         let revents = match signals::poll(&fds, ms) {
             Ok(rev) => rev,
             Err(e) => {

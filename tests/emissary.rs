@@ -304,6 +304,37 @@ fn wait_counting_writes(child: &mut std::process::Child) -> (i32, u64) {
     (status.code().unwrap_or(-1), wchar)
 }
 
+/// Waits up to 20 s for `child`, killing it if it is still running then; returns its status
+/// and the time since `start` at which it ended (or was given up).
+fn wait_or_kill(
+    child: &mut std::process::Child,
+    start: Instant,
+) -> (std::process::ExitStatus, Duration) {
+    let mut status = None;
+    wait_until(Duration::from_secs(20), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let took = start.elapsed();
+    let status = match status {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            child.wait().unwrap()
+        }
+    };
+    (status, took)
+}
+
+/// SIGKILLs the process whose pid a test's script wrote to `file`, if it did.
+fn kill_pid_file(file: &std::path::Path) {
+    if let Ok(pid) = std::fs::read_to_string(file) {
+        if let Ok(pid) = pid.trim().parse::<u32>() {
+            kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
 /// Joins the console readers; the step ended 0 and its console got exactly `out`.
 fn assert_console_exact(
     status: std::process::ExitStatus,
@@ -513,22 +544,8 @@ fn stalled_console_with_grandchild_ends_within_bound() {
         .spawn()
         .unwrap();
     // Our copy of the console's write end went with the Command: EOF comes with the emissary.
-    let mut status = None;
-    wait_until(Duration::from_secs(20), || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    let took = start.elapsed();
-    if status.is_none() {
-        let _ = child.kill();
-        status = child.wait().ok();
-    }
-    if let Ok(pid) = std::fs::read_to_string(&gc) {
-        if let Ok(pid) = pid.trim().parse::<u32>() {
-            kill(pid, libc::SIGKILL);
-        }
-    }
-    let status = status.unwrap();
+    let (status, took) = wait_or_kill(&mut child, start);
+    kill_pid_file(&gc);
     assert_eq!(status.code(), Some(0), "{}", r.read("log"));
     // 100 ms for the grandchild, 1 s for the stalled console, and slack for a loaded machine.
     assert!(took < Duration::from_secs(4), "took {took:?}");
@@ -571,11 +588,7 @@ fn slow_console_with_grandchild_gets_everything() {
     );
     let con_err = read_all_bg(child.stderr.take().unwrap());
     let status = child.wait().unwrap();
-    if let Ok(pid) = std::fs::read_to_string(&gc) {
-        if let Ok(pid) = pid.trim().parse::<u32>() {
-            kill(pid, libc::SIGKILL);
-        }
-    }
+    kill_pid_file(&gc);
     assert_console_exact(status, con_out, con_err, &out, "");
     assert_capture_files(&r, &out, &err);
 }
@@ -606,23 +619,10 @@ fn endless_grandchild_with_slow_console_does_not_hold_the_step() {
             .spawn()
             .unwrap();
         let con_out = read_slowly_bg(reader, 64 << 10, Duration::from_millis(2));
-        let mut status = None;
-        wait_until(Duration::from_secs(20), || {
-            status = child.try_wait().unwrap();
-            status.is_some()
-        });
-        let took = start.elapsed();
-        if status.is_none() {
-            let _ = child.kill();
-            status = child.wait().ok();
-        }
-        if let Ok(pid) = std::fs::read_to_string(&gc) {
-            if let Ok(pid) = pid.trim().parse::<u32>() {
-                kill(pid, libc::SIGKILL);
-            }
-        }
+        let (status, took) = wait_or_kill(&mut child, start);
+        kill_pid_file(&gc);
         let got = con_out.join().unwrap();
-        assert_eq!(status.unwrap().code(), Some(0), "{}", r.read("log"));
+        assert_eq!(status.code(), Some(0), "{}", r.read("log"));
         assert!(
             took < Duration::from_secs(5),
             "socket {socket}: took {took:?}"

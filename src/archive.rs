@@ -349,6 +349,10 @@ impl Read for Exact<'_> {
 }
 
 #[cfg(test)]
+#[path = "../tests/common/files.rs"]
+mod test_files;
+
+#[cfg(test)]
 pub(crate) mod tests {
     #[test]
     fn heapsort_orders_by_bytes() {
@@ -369,13 +373,13 @@ pub(crate) mod tests {
         }
     }
 
+    use super::test_files::{chmod, cpath, is_root, set_mtime};
     use super::*;
     use crate::gzip::tests::crc32;
     pub(crate) use crate::gzip::tests::gunzip;
     use std::collections::BTreeMap;
-    use std::ffi::CString;
     use std::os::unix::ffi::OsStringExt;
-    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::os::unix::fs::symlink;
     use std::path::PathBuf;
     use std::process::Command;
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -389,39 +393,6 @@ pub(crate) mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
-    }
-
-    fn is_root() -> bool {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        unsafe { libc::geteuid() == 0 }
-    }
-
-    fn cpath(p: &Path) -> CString {
-        CString::new(p.as_os_str().as_bytes()).unwrap()
-    }
-
-    /// Sets `p`'s mtime (and atime) without following a symlink.
-    fn set_mtime(p: &Path, secs: i64) {
-        let t = libc::timespec {
-            tv_sec: secs,
-            tv_nsec: 0,
-        };
-        let times = [t, t];
-        let c = cpath(p);
-        // SAFETY: c is a valid NUL-terminated path and times holds two timespecs.
-        let r = unsafe {
-            libc::utimensat(
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                times.as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        assert_eq!(r, 0, "utimensat {}", p.display());
-    }
-
-    fn chmod(p: &Path, mode: u32) {
-        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
     }
 
     fn mknod(p: &Path, mode: libc::mode_t, dev: libc::dev_t) -> bool {

@@ -6,17 +6,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::files::*;
 use common::*;
 use serde_json::{json, Value};
 
@@ -38,11 +37,6 @@ fn artifact_rel(p: &Path) -> String {
 /// Where the emissary saves the parameter of absolute, clean path `p`, relative to the root.
 fn parameter_rel(p: &Path) -> String {
     format!("outputs/parameters{}", s(p))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// Deterministic, incompressible bytes.
@@ -73,34 +67,6 @@ fn words(len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-/// Sets `p`'s mtime (and atime) without following a symlink.
-fn set_mtime(p: &Path, secs: i64) {
-    let t = libc::timespec {
-        tv_sec: secs,
-        tv_nsec: 0,
-    };
-    let times = [t, t];
-    let c = cpath(p);
-    // SAFETY: c is a valid NUL-terminated path and times holds two timespecs.
-    let r = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    assert_eq!(r, 0, "utimensat {}", p.display());
-}
-
-fn chmod(p: &Path, mode: u32) {
-    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn mkfifo(p: &Path, mode: u32) {

@@ -183,18 +183,43 @@ fn append_entry(tar: &mut Tar, path: &Path, name: &[u8], is_root: bool) -> io::R
     Ok(Added::Leaf)
 }
 
+/// An entry's header, and its mtime when that does not fit the header's octal field.
+struct Hdr {
+    h: Header,
+    /// Before 1970, or past year 2242: carried by a PAX `mtime` record, as Go writes it.
+    pax_mtime: Option<i64>,
+}
+
+/// The largest mtime the 11 octal digits of a header hold.
+const MAX_OCTAL_MTIME: i64 = 0o777_7777_7777;
+
 /// A header with the entry's type, permission bits (setuid, setgid, sticky included), owner,
-/// mtime in whole seconds (before 1970: 0, which every reader accepts) and size.
-/// No user or group names: readers then fall back to the numeric ids.
-fn header(meta: &Metadata, kind: EntryType, size: u64) -> Header {
+/// mtime and size. No user or group names: readers then fall back to the numeric ids.
+///
+/// The mtime is in whole seconds, rounded to the nearest, a half up (Go's `archive/tar` rounds
+/// so: `time.Round(time.Second)`). One that the octal field cannot hold (before 1970) goes, as
+/// Go's writer does it, into a PAX extended header's `mtime` record, with 0 in the header
+/// itself; GNU tar, Python's tarfile and Go all read it back.
+fn header(meta: &Metadata, kind: EntryType, size: u64) -> Hdr {
     let mut h = Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(meta.mode() & 0o7777);
     h.set_uid(meta.uid().into());
     h.set_gid(meta.gid().into());
-    h.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+    let mtime = round_mtime(meta.mtime(), meta.mtime_nsec());
+    let fits = (0..=MAX_OCTAL_MTIME).contains(&mtime);
+    h.set_mtime(if fits { mtime as u64 } else { 0 });
     h.set_size(size);
-    h
+    Hdr {
+        h,
+        pax_mtime: (!fits).then_some(mtime),
+    }
+}
+
+/// Seconds and nanoseconds (always 0 to 999,999,999 past `secs`, also before 1970) rounded to
+/// the nearest second, a half up: 1.5 s gives 2, -1.5 s (-2 s + 500 ms) gives -1.
+fn round_mtime(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_add(i64::from(nsec >= 500_000_000))
 }
 
 fn append_device(tar: &mut Tar, meta: &Metadata, name: &[u8]) -> io::Result<()> {
@@ -204,34 +229,69 @@ fn append_device(tar: &mut Tar, meta: &Metadata, name: &[u8]) -> io::Result<()> 
         EntryType::Block
     };
     let mut h = header(meta, kind, 0);
-    h.set_device_major(libc::major(meta.rdev()))?;
-    h.set_device_minor(libc::minor(meta.rdev()))?;
+    h.h.set_device_major(libc::major(meta.rdev()))?;
+    h.h.set_device_minor(libc::minor(meta.rdev()))?;
     append_special(tar, h, name, None)
 }
 
 /// An entry without contents: folder, symlink (with its raw target), FIFO, device.
-fn append_special(tar: &mut Tar, h: Header, name: &[u8], link: Option<&[u8]>) -> io::Result<()> {
+fn append_special(tar: &mut Tar, h: Hdr, name: &[u8], link: Option<&[u8]>) -> io::Result<()> {
     append_named(tar, h, name, link, &mut io::empty())
 }
 
-/// Sets the name (and link target) in `h`, emitting GNU long-name entries first where they do
-/// not fit, then writes `h` and exactly `h.size` bytes of `data`.
+/// Sets the name (and link target) in `h`, emitting a PAX header for an mtime the header
+/// cannot hold and GNU long-name entries where the name does not fit, then writes `h` and
+/// exactly `h.size` bytes of `data`.
 ///
 /// The bytes go in as they are, not through the tar crate's path setters: those normalise
 /// (`a//b`, `./x`) and would change a symlink's target.
 fn append_named(
     tar: &mut Tar,
-    mut h: Header,
+    h: Hdr,
     name: &[u8],
     link: Option<&[u8]>,
     data: &mut dyn Read,
 ) -> io::Result<()> {
+    let Hdr { mut h, pax_mtime } = h;
+    if let Some(t) = pax_mtime {
+        append_pax(tar, name, &[("mtime", &t.to_string())])?;
+    }
     if let Some(target) = link {
         put_long(tar, &mut h.as_old_mut().linkname, target, b'K')?;
     }
     put_long(tar, &mut h.as_old_mut().name, name, b'L')?;
     h.set_cksum();
     tar.append(&h, data)
+}
+
+/// Writes a PAX extended header (type `x`) with `records` for the entry `name` that follows.
+/// Each record is `<length> <key>=<value>\n`, the length counting the whole record, its own
+/// digits included. Named `PaxHeaders.0/<base name>` as Go names it (truncated to fit).
+fn append_pax(tar: &mut Tar, name: &[u8], records: &[(&str, &str)]) -> io::Result<()> {
+    let mut body = Vec::new();
+    for (k, v) in records {
+        let rest = k.len() + v.len() + 3; // space, `=`, newline
+        let mut len = rest + 1;
+        while len != rest + len.to_string().len() {
+            len = rest + len.to_string().len();
+        }
+        body.extend_from_slice(format!("{len} {k}={v}\n").as_bytes());
+    }
+    let base = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
+    let mut pax_name = b"PaxHeaders.0/".to_vec();
+    pax_name.extend_from_slice(base);
+    let mut h = Header::new_gnu();
+    let field = &mut h.as_old_mut().name;
+    let n = pax_name.len().min(field.len() - 1);
+    field[..n].copy_from_slice(&pax_name[..n]);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(body.len() as u64);
+    h.set_entry_type(EntryType::XHeader);
+    h.set_cksum();
+    tar.append(&h, &body[..])
 }
 
 /// Copies `value` into a header `field`, truncated if need be; when it does not fit (GNU tar's
@@ -788,6 +848,140 @@ with tarfile.open(sys.argv[1], 'r:gz') as t:
         let err = write_tgz(&base.join("missing"), 6, io::sink()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().contains("missing"), "{err}");
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// Sets `p`'s mtime to `secs` + `nsec`, without following a symlink.
+    fn set_mtime_ns(p: &Path, secs: i64, nsec: i64) {
+        let t = libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nsec,
+        };
+        let c = cpath(p);
+        // SAFETY: c is a valid NUL-terminated path and the array holds two timespecs.
+        let r = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                [t, t].as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        assert_eq!(r, 0, "utimensat {}", p.display());
+    }
+
+    /// mtimes before 1970 and sub-second ones, as Go's archive/tar writes them: rounded to the
+    /// nearest second (a half up), a negative one in a PAX record; GNU tar, Python's tarfile
+    /// and the tar crate all read back the same seconds.
+    #[test]
+    fn mtimes_before_1970_and_rounding() {
+        let base = scratch("mtimes");
+        let t = base.join("t");
+        fs::create_dir(&t).unwrap();
+        // (name, seconds, nanoseconds, expected seconds in the archive)
+        let cases: [(&str, i64, i64, i64); 8] = [
+            ("y1938", -1_000_000_000, 0, -1_000_000_000),
+            ("y1906", -2_000_000_000, 0, -2_000_000_000),
+            ("minus-half", -2, 500_000_000, -1),
+            ("minus-0.4", -1, 600_000_000, 0),
+            ("minus-1.6", -2, 400_000_000, -2),
+            ("plus-half", 1_000_000_000, 500_000_000, 1_000_000_001),
+            ("plus-0.4", 1_000_000_000, 499_999_999, 1_000_000_000),
+            ("epoch", 0, 0, 0),
+        ];
+        for (name, secs, nsec, _) in cases {
+            let p = t.join(name);
+            if name == "y1906" {
+                fs::create_dir(&p).unwrap();
+            } else {
+                fs::write(&p, name).unwrap();
+            }
+            set_mtime_ns(&p, secs, nsec);
+        }
+        symlink("y1938", t.join("link")).unwrap();
+        set_mtime_ns(&t.join("link"), -86_400, 0);
+        let long = "l".repeat(150);
+        fs::write(t.join(&long), "").unwrap();
+        set_mtime_ns(&t.join(&long), -5, 0);
+        set_mtime_ns(&t, -1, 0);
+        let archive = base.join("t.tgz");
+        tgz_file(&t, 6, &archive);
+
+        let mut want: BTreeMap<String, i64> = cases
+            .iter()
+            .map(|(n, _, _, w)| (format!("t/{n}"), *w))
+            .collect();
+        want.insert("t".into(), -1);
+        want.insert(format!("t/{long}"), -5);
+        want.insert("t/link".into(), -86_400);
+        // The tar crate merges neither PAX nor GNU records: read the raw headers instead.
+        let tar = gunzip(&fs::read(&archive).unwrap());
+        let mut ar = tar::Archive::new(&tar[..]);
+        let mut got = BTreeMap::new();
+        let mut pax: Option<i64> = None;
+        let mut long_name: Option<String> = None;
+        for e in ar.entries().unwrap().raw(true) {
+            let mut e = e.unwrap();
+            let kind = e.header().entry_type();
+            if kind.is_pax_local_extensions() {
+                for ext in e.pax_extensions().unwrap().unwrap() {
+                    let ext = ext.unwrap();
+                    assert_eq!(ext.key().unwrap(), "mtime");
+                    pax = Some(ext.value().unwrap().parse().unwrap());
+                }
+                continue;
+            }
+            if kind.is_gnu_longname() {
+                let mut v = Vec::new();
+                e.read_to_end(&mut v).unwrap();
+                long_name = Some(String::from_utf8(v).unwrap().trim_end_matches('\0').into());
+                continue;
+            }
+            let name = long_name
+                .take()
+                .unwrap_or_else(|| String::from_utf8_lossy(&e.path_bytes()).into_owned());
+            let header_mtime = e.header().mtime().unwrap() as i64;
+            let m = match pax.take() {
+                Some(p) => {
+                    assert_eq!(header_mtime, 0, "{name}: header mtime beside a PAX record");
+                    assert!(p < 0, "{name}: PAX only where octal cannot hold it");
+                    p
+                }
+                None => header_mtime,
+            };
+            got.insert(name, m);
+        }
+        assert_eq!(got, want);
+
+        let read_back = |dir: &Path| -> BTreeMap<String, i64> {
+            want.keys()
+                .map(|k| {
+                    let m = fs::symlink_metadata(dir.join(k)).unwrap();
+                    (k.clone(), m.mtime())
+                })
+                .collect()
+        };
+        // GNU tar warns of any time before 1970 ("implausibly old"), Go's archives alike.
+        fs::create_dir(base.join("gnu")).unwrap();
+        let gnu = run_tool(
+            Command::new("tar")
+                .arg("-xzf")
+                .arg(&archive)
+                .arg("-C")
+                .arg(base.join("gnu"))
+                .args(["--warning=no-timestamp", "--numeric-owner"]),
+        );
+        if gnu {
+            assert_eq!(read_back(&base.join("gnu")), want, "GNU tar");
+        }
+        if python_extract(&archive, &base.join("py")) {
+            let mut py = read_back(&base.join("py"));
+            // Python's tarfile does not set a symlink's times.
+            py.remove("t/link");
+            let mut w = want.clone();
+            w.remove("t/link");
+            assert_eq!(py, w, "Python tarfile");
+        }
         fs::remove_dir_all(&base).unwrap();
     }
 

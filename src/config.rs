@@ -1,6 +1,8 @@
 //! Everything the emissary reads from its environment, read once at start (README lists each).
 
 use std::env;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 pub const DEFAULT_ROOT: &str = "/var/run/argo";
@@ -26,8 +28,9 @@ pub struct Config {
     pub grace_secs: u64,
     /// `ARGO_WAIT_FOR_READY=true` (init-less pods).
     pub wait_for_ready: bool,
-    /// `ARGO_TEMPLATE`.
-    pub template_env: Option<String>,
+    /// `ARGO_TEMPLATE`, as bytes: a value that is not UTF-8 is still a template, refused or
+    /// read by the JSON reader like a template file, never taken as "not set".
+    pub template_env: Option<Vec<u8>>,
     /// `ARGOEXEC_UPSTREAM`: the upstream binary other subcommands are handed to.
     pub upstream: Option<PathBuf>,
 }
@@ -57,7 +60,7 @@ impl Config {
                 .filter(|&n| n > 0)
                 .unwrap_or(30),
             wait_for_ready: is_true("ARGO_WAIT_FOR_READY"),
-            template_env: env::var("ARGO_TEMPLATE").ok(),
+            template_env: env::var_os("ARGO_TEMPLATE").map(OsString::into_vec),
             upstream: non_empty("ARGOEXEC_UPSTREAM").map(Into::into),
         }
     }

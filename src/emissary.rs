@@ -159,7 +159,9 @@ fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::P
 }
 
 /// Runs the attempts of the retry strategy; returns the last exit code and whether the capture
-/// was complete across all of them.
+/// was complete across all of them. An attempt whose command could not be started counts as a
+/// failed attempt (SPEC step 8: retried, unless it was one of step 6's lookup errors); when
+/// the last attempt is such a one, its reason is the run's (64).
 fn attempts(
     cfg: &Config,
     tmpl: &Template,
@@ -169,7 +171,7 @@ fn attempts(
     argv: &[OsString],
     dir: &Path,
 ) -> Result<(i32, Result<()>)> {
-    let strategy = Strategy::from_template(tmpl);
+    let strategy = Strategy::from_template(tmpl)?;
     let capturing = cfg.include_script_output || tmpl.archive_logs();
     let mut sigfile = SignalFile::new(dir.join("signal"));
     let mut sidecar = tmpl.is_sidecar(&cfg.container).then(|| {
@@ -184,7 +186,7 @@ fn attempts(
     let tty = pty::stdin_is_tty();
     let _raw = if tty { pty::RawMode::enter() } else { None };
     let mut captured = Ok(());
-    let mut last = None;
+    let mut last: Option<Result<i32>> = None;
     for n in 1..=strategy.attempts {
         if n > 1 {
             if sup.terminated.is_some() {
@@ -198,24 +200,15 @@ fn attempts(
         if capturing {
             log::info("capturing logs", &[]);
         }
-        let (capture, output) = if tty {
-            let (master, slave) = pty::open()
-                .map_err(|e| Error::new(format!("failed to open a pseudo-terminal: {e}")))?;
-            let c = capture::start_tty(capturing.then_some(dir), master)?;
-            (Some(c), Output::Tty(slave))
-        } else if capturing {
-            let (c, ends) = capture::start(dir)?;
-            (Some(c), Output::Pipes(ends.stdout, ends.stderr))
-        } else {
-            (None, Output::Inherit)
-        };
-        let pid = match spawn::start(path, argv, mask, output) {
-            Ok(pid) => pid,
-            Err(e) => {
-                if let Some(c) = capture {
-                    let _ = c.finish();
+        let (pid, capture) = match start_attempt(capturing, tty, dir, path, argv, mask) {
+            Ok(started) => started,
+            Err(f) if f.lookup => return Err(f.error),
+            Err(f) => {
+                if let Some(msg) = &f.error.msg {
+                    log::warn("failed to start command", &[("error", msg)]);
                 }
-                return Err(e);
+                last = Some(Err(f.error));
+                continue;
             }
         };
         let outcome = sup.attempt(pid, capture, &mut sigfile, sidecar.as_mut());
@@ -226,18 +219,51 @@ fn attempts(
         if captured.is_ok() {
             captured = outcome.capture;
         }
-        last = Some(outcome.code);
+        last = Some(Ok(outcome.code));
         let stopped = sup.terminated.is_some() || sidecar.as_ref().is_some_and(Sidecar::fired);
         if outcome.code == 0 || stopped {
             break;
         }
     }
     let code = match (last, sup.terminated) {
-        (Some(c), _) => c,
+        (Some(Ok(c)), _) => c,
+        (Some(Err(e)), _) => return Err(e),
         (None, Some(sig)) => 128 + sig,
         (None, None) => crate::error::EXIT_FAILURE,
     };
     Ok((code, captured))
+}
+
+/// Sets up the child's output (capture pipes, a pty) and starts the command: its pid and the
+/// copy threads. Every failure here may pass on another attempt but the lookup errors.
+fn start_attempt(
+    capturing: bool,
+    tty: bool,
+    dir: &Path,
+    path: &Path,
+    argv: &[OsString],
+    mask: SigSet,
+) -> std::result::Result<(i32, Option<capture::Capture>), spawn::StartFailure> {
+    let (capture, output) = if tty {
+        let (master, slave) = pty::open()
+            .map_err(|e| Error::new(format!("failed to open a pseudo-terminal: {e}")))?;
+        let c = capture::start_tty(capturing.then_some(dir), master)?;
+        (Some(c), Output::Tty(slave))
+    } else if capturing {
+        let (c, ends) = capture::start(dir)?;
+        (Some(c), Output::Pipes(ends.stdout, ends.stderr))
+    } else {
+        (None, Output::Inherit)
+    };
+    match spawn::start(path, argv, mask, output) {
+        Ok(pid) => Ok((pid, capture)),
+        Err(e) => {
+            if let Some(c) = capture {
+                let _ = c.finish();
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Step 12: reports a failure, writes `exitcode` last and returns the same code.

@@ -25,10 +25,10 @@ pub fn run(cfg: &Config, argv0: &OsStr) -> Result<()> {
     copy_self(&cfg.root.join("argoexec"), argv0)?;
 
     let json = match cfg.template_env.as_deref() {
-        None | Some("") => return Err(Error::new("init: ARGO_TEMPLATE is not set")),
-        Some("offloaded") => fsx::read_file(Path::new(OFFLOADED_TEMPLATE), fsx::MAX_JSON, true)
+        None | Some(b"") => return Err(Error::new("init: ARGO_TEMPLATE is not set")),
+        Some(b"offloaded") => fsx::read_file(Path::new(OFFLOADED_TEMPLATE), fsx::MAX_JSON, true)
             .map_err(|e| Error::io("failed to read offloaded template", OFFLOADED_TEMPLATE, e))?,
-        Some(t) => t.as_bytes().to_vec(),
+        Some(t) => t.to_vec(),
     };
     // Parse first, so a bad template fails here rather than in every container.
     let tmpl = Template::parse(&json)?;

@@ -1,13 +1,13 @@
 //! Saving a template's outputs for the wait container (SPEC sections 2, 3 step 11, and 5).
 //!
 //! This module owns `ROOT/outputs/`: which output parameters and artifacts are saved, where
-//! each lands (`outputs/parameters/<path>`, `outputs/artifacts/<path>.tgz`, `<path>` lexically
-//! cleaned as the wait container computes it), which are skipped (on a volume mount, or
-//! missing) and which are refused (a path climbing above its root, a folder as a parameter).
+//! each lands (`outputs/parameters/<path>`, `outputs/artifacts/<path>.tgz`, joined and cleaned
+//! lexically exactly as the wait container computes it), which are skipped (on a volume mount,
+//! or missing) and which are refused (a destination outside `outputs`, a folder as a parameter).
 //! Every file appears complete or not at all (temporary file + rename), mode 0644: the wait
 //! container may run as another user and only needs to read it, nobody else should write it.
-//! Nothing is written outside `ROOT/outputs`: the cleaned path has no `..` left, and a folder
-//! on the way that is not a real folder (say a symlink planted by a neighbour container in the
+//! Nothing is written outside `ROOT/outputs`: the cleaned destination has no `..` left, and a
+//! folder on the way that is not a real folder (say a symlink planted by a neighbour container in the
 //! shared root) is refused rather than followed.
 
 use std::fs::{self, OpenOptions};
@@ -19,7 +19,7 @@ use crate::archive;
 use crate::error::{Error, Result};
 use crate::fsx::{self, annotate, copy, AtomicFile};
 use crate::log;
-use crate::paths::{clean, clean_go, is_within};
+use crate::paths::{clean_go, is_within};
 use crate::template::{Artifact, Template, VolumeMount};
 
 /// Mode of each saved file; see the module comment.
@@ -209,23 +209,34 @@ pub fn compression_level(a: &Artifact, path: &str) -> u8 {
     }
 }
 
-/// The cleaned source path, and the destination relative to `ROOT/outputs`:
-/// `parameters/<p>` or `artifacts/<p>.tgz`, where `<p>` is the cleaned path without its
-/// leading `/` (absolute and relative paths land alike, as with Go's `filepath.Join`).
-/// Cleaning removes trailing slashes, so `/tmp/a/` gives `artifacts/tmp/a.tgz`.
+/// The source path as the emissary reads it, and the destination relative to `ROOT/outputs`,
+/// computed exactly as upstream's wait container computes where it reads them (SPEC section 2,
+/// upstream `workflow/executor/emissary/emissary.go`): for an artifact one trailing `/` is
+/// removed and `.tgz` appended; then `parameters/<p>` or `artifacts/<p>` is cleaned lexically
+/// as Go's `filepath.Join` does. So `/tmp/a/` gives `artifacts/tmp/a.tgz`, `/tmp/d//` gives
+/// `artifacts/tmp/d/.tgz`, and a relative `../out/r.json` gives `out/r.json`.
 ///
-/// The result never leaves its folder: `<p>` has no `..` and no leading `/`, and a parameter
-/// path naming no file (`/`, `.`) is refused. An artifact `/` or `.` gives `artifacts/.tgz` or
-/// `artifacts/..tgz`, plain file names, as the wait container computes them.
+/// The source is the path cleaned as Go's `filepath.Clean` (upstream's emissary reads it so),
+/// relative ones from the working directory, a leading `..` kept: `../out/r.json` is read
+/// beside the working directory. A destination that is not a file strictly below
+/// `ROOT/outputs` (it climbs out with `..`, or is `outputs` or `outputs/parameters` itself) is
+/// refused.
 pub fn destination(kind: Kind, path: &str) -> std::result::Result<(String, PathBuf), &'static str> {
-    let cleaned = clean(path).ok_or("the path climbs above its root with `..`")?;
-    let rel = cleaned.trim_start_matches('/');
-    let dest = match kind {
-        Kind::Parameter if rel.is_empty() || rel == "." => return Err("the path names no file"),
-        Kind::Parameter => format!("parameters/{rel}"),
-        Kind::Artifact => format!("artifacts/{rel}.tgz"),
+    let (source, _) = clean_go(path);
+    let joined = match kind {
+        Kind::Parameter => format!("parameters/{path}"),
+        Kind::Artifact => format!("artifacts/{}.tgz", path.strip_suffix('/').unwrap_or(path)),
     };
-    Ok((cleaned, PathBuf::from(dest)))
+    let (rel, _) = clean_go(&joined);
+    if rel == "." || rel == ".." || rel.starts_with("../") {
+        return Err(
+            "its destination would be outside the outputs folder (the path climbs out with `..`)",
+        );
+    }
+    if rel == "parameters" {
+        return Err("the path names no file");
+    }
+    Ok((source, PathBuf::from(rel)))
 }
 
 /// The mount path `path` (cleaned) equals or lies below, if any; the longest such, as
@@ -314,48 +325,44 @@ mod tests {
     }
 
     #[test]
-    fn climbing_paths_are_refused() {
-        for p in [
-            "..",
-            "../x",
-            "a/../../x",
-            "/..",
-            "/../x",
-            "/a/../../x",
-            "a/b/../../..",
-        ] {
-            assert_eq!(clean(p), None, "{p}");
-            assert!(destination(Kind::Parameter, p).is_err(), "{p}");
-            assert!(destination(Kind::Artifact, p).is_err(), "{p}");
-        }
-        assert_eq!(clean("/a/../b").as_deref(), Some("/b"));
-        assert_eq!(clean("a/..").as_deref(), Some("."));
-    }
-
-    #[test]
     fn destinations() {
         let d = |k, p| destination(k, p).map(|(c, d)| (c, d.to_string_lossy().into_owned()));
         let ok = |c: &str, d: &str| Ok((c.to_string(), d.to_string()));
-        assert_eq!(
-            d(Kind::Artifact, "/tmp/a/"),
-            ok("/tmp/a", "artifacts/tmp/a.tgz")
-        );
-        assert_eq!(
-            d(Kind::Artifact, "/tmp/a//"),
-            ok("/tmp/a", "artifacts/tmp/a.tgz")
-        );
-        assert_eq!(d(Kind::Parameter, "tmp/x"), ok("tmp/x", "parameters/tmp/x"));
-        assert_eq!(d(Kind::Parameter, "//tmp//../p"), ok("/p", "parameters/p"));
-        assert_eq!(d(Kind::Parameter, "./p"), ok("p", "parameters/p"));
-        assert_eq!(d(Kind::Artifact, "/"), ok("/", "artifacts/.tgz"));
-        assert_eq!(d(Kind::Artifact, "."), ok(".", "artifacts/..tgz"));
-        assert!(d(Kind::Parameter, "/").is_err());
-        assert!(d(Kind::Parameter, ".").is_err());
-        assert!(d(Kind::Parameter, "").is_err());
+        let (a, p) = (Kind::Artifact, Kind::Parameter);
+        // SPEC section 2's examples, and upstream's wait side for each.
+        assert_eq!(d(a, "/tmp/a/"), ok("/tmp/a", "artifacts/tmp/a.tgz"));
+        assert_eq!(d(a, "/tmp/d//"), ok("/tmp/d", "artifacts/tmp/d/.tgz"));
+        assert_eq!(d(p, "../out/r.json"), ok("../out/r.json", "out/r.json"));
+        assert_eq!(d(p, "tmp/x"), ok("tmp/x", "parameters/tmp/x"));
+        assert_eq!(d(p, "//tmp//../p"), ok("/p", "parameters/p"));
+        assert_eq!(d(p, "./p"), ok("p", "parameters/p"));
+        assert_eq!(d(p, "/tmp/x/"), ok("/tmp/x", "parameters/tmp/x"));
+        assert_eq!(d(p, "a/../../x"), ok("../x", "x"));
+        assert_eq!(d(p, "/a/../../x"), ok("/x", "x"));
+        assert_eq!(d(p, "/../x"), ok("/x", "x"));
+        assert_eq!(d(a, "../x"), ok("../x", "x.tgz"));
+        assert_eq!(d(a, "/"), ok("/", "artifacts/.tgz"));
+        assert_eq!(d(a, "."), ok(".", "artifacts/..tgz"));
+        assert_eq!(d(a, ".."), ok("..", "artifacts/...tgz"));
+        for bad in [
+            "../../x",
+            "/a/../../../x",
+            "../..",
+            "..",
+            "/..",
+            "/",
+            ".",
+            "",
+        ] {
+            assert!(d(p, bad).is_err(), "parameter {bad}");
+        }
+        for bad in ["../../x", "/../../x", "a/../../../x/"] {
+            assert!(d(a, bad).is_err(), "artifact {bad}");
+        }
     }
 
-    /// Every path over a small alphabet, up to 8 characters: whatever is accepted lands
-    /// strictly inside its folder of `outputs`. (The fuzz target's property, exhaustively.)
+    /// Every path over a small alphabet, up to 8 characters: whatever is accepted lands on a
+    /// file name strictly inside `outputs`. (The fuzz target's property, exhaustively.)
     #[test]
     fn destination_never_leaves_outputs() {
         let alphabet = ['a', '.', '/'];
@@ -373,22 +380,19 @@ mod tests {
             start = end;
         }
         for p in &paths {
-            for (kind, folder) in [
-                (Kind::Parameter, "parameters"),
-                (Kind::Artifact, "artifacts"),
-            ] {
-                let Ok((cleaned, dest)) = destination(kind, p) else {
+            for kind in [Kind::Parameter, Kind::Artifact] {
+                let Ok((source, dest)) = destination(kind, p) else {
                     continue;
                 };
-                assert!(!cleaned.split('/').any(|c| c == ".."), "{p} -> {cleaned}");
+                assert_eq!(source, clean_go(p).0, "{p}");
                 let parts: Vec<_> = dest.components().collect();
-                assert!(parts.len() >= 2, "{p} -> {}", dest.display());
-                assert_eq!(parts[0], Component::Normal(folder.as_ref()), "{p}");
+                assert!(!parts.is_empty(), "{p}");
                 assert!(
                     parts.iter().all(|c| matches!(c, Component::Normal(_))),
                     "{p} -> {}",
                     dest.display()
                 );
+                assert_ne!(dest, Path::new("parameters"), "{p}");
             }
         }
     }
@@ -547,7 +551,7 @@ mod tests {
     fn escaping_paths_are_refused() {
         let base = scratch("escape");
         let root = base.join("root");
-        for p in ["../etc/passwd", "a/../../x", "/../etc/passwd"] {
+        for p in ["../../etc/passwd", "a/../../../x", "/../../etc/passwd"] {
             let err = save(&root, &param_tmpl(p, &[])).unwrap_err();
             assert_eq!(err.code, 64);
             assert!(err.to_string().contains(p), "{err}");

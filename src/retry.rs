@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::error::{Error, Result};
 use crate::json;
 use crate::log;
 use crate::template::Template;
@@ -15,9 +16,12 @@ pub struct Strategy {
 }
 
 impl Strategy {
-    /// Reads `containerSet.retryStrategy`. `retries` is the number of attempts in all, as
-    /// upstream; 0, negative or unparsable gives one attempt with a warning (upstream ran none).
-    pub fn from_template(t: &Template) -> Strategy {
+    /// Reads `containerSet.retryStrategy`, as upstream's `GetRetryStrategy`: nothing (or no
+    /// `retries`) gives one attempt and the `duration` is then not looked at. `retries` is the
+    /// number of attempts in all, as upstream; 0 or negative gives one attempt with a warning
+    /// (upstream ran none). An unparsable `retries` (say a `{{...}}` never substituted) or an
+    /// unparsable or negative `duration` is an error naming it (exit 64, before any attempt).
+    pub fn from_template(t: &Template) -> Result<Strategy> {
         let mut s = Strategy {
             attempts: 1,
             pause: Duration::ZERO,
@@ -27,37 +31,55 @@ impl Strategy {
             .as_ref()
             .and_then(|cs| cs.retry_strategy.as_ref())
         else {
-            return s;
+            return Ok(s);
         };
-        if let Some(v) = &rs.retries {
-            let n = match v {
-                json::Value::Number(_) => v.as_i64(),
-                json::Value::String(s) => s.trim().parse::<i64>().ok(),
-                json::Value::Null => Some(1),
-                _ => None,
-            };
-            match n {
-                Some(n) if n >= 1 => s.attempts = n.min(i64::from(u32::MAX)) as u32,
-                _ => log::warn(
-                    "containerSet.retryStrategy.retries is not a positive integer: running one attempt",
-                    &[("retries", &shown(v))],
-                ),
+        let Some(v) = rs
+            .retries
+            .as_ref()
+            .filter(|v| !matches!(v, json::Value::Null))
+        else {
+            return Ok(s);
+        };
+        let n = match v {
+            json::Value::Number(_) => v.as_i64(),
+            json::Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if n >= 1 => s.attempts = n.min(i64::from(u32::MAX)) as u32,
+            Some(_) => log::warn(
+                "containerSet.retryStrategy.retries is not a positive integer: running one attempt",
+                &[("retries", &shown(v))],
+            ),
+            None => {
+                return Err(Error::new(format!(
+                    "failed to get retry strategy: containerSet.retryStrategy.retries \"{}\" is not an integer",
+                    shown(v)
+                )))
             }
         }
         if let Some(d) = rs.duration.as_deref().filter(|d| !d.is_empty()) {
-            match parse_go_duration(d) {
-                Some(p) => s.pause = p,
-                None => log::warn(
-                    "containerSet.retryStrategy.duration is not a valid duration: no pause between attempts",
-                    &[("duration", d)],
-                ),
-            }
+            // Go reads one sign; `-0s` is zero, any other negative is refused.
+            let (negative, body) = d.strip_prefix('-').map_or((false, d), |b| (true, b));
+            s.pause = match parse_go_duration(body) {
+                Some(p) if !negative || p.is_zero() => p,
+                parsed => {
+                    let why = if parsed.is_some() {
+                        "has to be positive"
+                    } else {
+                        "is not a valid duration (Go syntax: 300ms, 1.5s, 2m, 1h30m)"
+                    };
+                    return Err(Error::new(format!(
+                        "failed to get retry strategy: containerSet.retryStrategy.duration \"{d}\" {why}"
+                    )));
+                }
+            };
         }
-        s
+        Ok(s)
     }
 }
 
-/// A retries value as the user wrote it, for the warning.
+/// A retries value as the user wrote it, for the messages.
 fn shown(v: &json::Value) -> String {
     match v {
         json::Value::String(s) => s.clone(),
@@ -162,7 +184,17 @@ mod tests {
     }
 
     fn strategy(json: &str) -> Strategy {
-        Strategy::from_template(&Template::parse(json.as_bytes()).unwrap())
+        Strategy::from_template(&Template::parse(json.as_bytes()).unwrap()).unwrap()
+    }
+
+    fn refused(json: &str) -> String {
+        match Strategy::from_template(&Template::parse(json.as_bytes()).unwrap()) {
+            Ok(_) => panic!("accepted: {json}"),
+            Err(e) => {
+                assert_eq!(e.code, 64);
+                e.to_string()
+            }
+        }
     }
 
     #[test]
@@ -175,7 +207,31 @@ mod tests {
         assert_eq!(strategy(&cs("\"3\"")).attempts, 3);
         assert_eq!(strategy(&cs("0")).attempts, 1);
         assert_eq!(strategy(&cs("-4")).attempts, 1);
-        assert_eq!(strategy(&cs("\"x\"")).attempts, 1);
+        assert_eq!(strategy(&cs("null")).attempts, 1);
         assert_eq!(strategy(&cs("2")).pause, Duration::from_millis(20));
+        for bad in ["\"x\"", "\"{{inputs.parameters.n}}\"", "1.5", "true", "{}"] {
+            let msg = refused(&cs(bad));
+            assert!(msg.contains("retries"), "{bad}: {msg}");
+        }
+    }
+
+    #[test]
+    fn durations_checked_as_upstream() {
+        let cs = |r: &str, d: &str| {
+            format!(r#"{{"containerSet":{{"retryStrategy":{{"retries":{r},"duration":"{d}"}}}}}}"#)
+        };
+        assert_eq!(strategy(&cs("2", "")).pause, Duration::ZERO);
+        assert_eq!(strategy(&cs("2", "0")).pause, Duration::ZERO);
+        assert_eq!(strategy(&cs("2", "-0s")).pause, Duration::ZERO);
+        let msg = refused(&cs("2", "x"));
+        assert!(
+            msg.contains("duration \"x\" is not a valid duration"),
+            "{msg}"
+        );
+        let msg = refused(&cs("2", "-1s"));
+        assert!(msg.contains("duration \"-1s\" has to be positive"), "{msg}");
+        // Without retries upstream never reads the duration.
+        let t = r#"{"containerSet":{"retryStrategy":{"duration":"x"}}}"#;
+        assert_eq!(strategy(t).attempts, 1);
     }
 }

@@ -6,8 +6,10 @@
 //! called directly with the resolved path as argv[0] (std's `execvp` would run a file without
 //! a `#!` line through `/bin/sh` on ENOEXEC, where upstream reports "exec format error").
 //! Between fork and exec the child only makes async-signal-safe calls on memory prepared
-//! before the fork. An exec failure comes back as errno through a close-on-exec pipe. Nothing
-//! waits for the child here: the supervision loop reaps every child itself.
+//! before the fork. An exec failure comes back as errno through a close-on-exec pipe, and says
+//! whether another attempt may succeed (SPEC step 8: a busy text file or a refused fork may
+//! pass; the three lookup errors of step 6 never do). Nothing waits for the child here: the
+//! supervision loop reaps every child itself.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -29,10 +31,38 @@ pub enum Output {
     Tty(OwnedFd),
 }
 
+/// Why the command did not start, and whether trying again may help.
+pub struct StartFailure {
+    pub error: Error,
+    /// Not found, not executable or not an executable format (SPEC step 6): never retried.
+    pub lookup: bool,
+}
+
+impl From<Error> for StartFailure {
+    /// A failure before exec was even tried (a pipe, a fork refused): worth another attempt.
+    fn from(error: Error) -> StartFailure {
+        StartFailure {
+            error,
+            lookup: false,
+        }
+    }
+}
+
 /// Starts `path` with `args` (args[0] is the command as given; the child's argv[0] is `path`).
 /// Returns the child's pid, which is also its process group id.
-pub fn start(path: &Path, args: &[OsString], mask: SigSet, output: Output) -> Result<i32> {
-    let exec = Exec::new(path, path.as_os_str(), args.get(1..).unwrap_or(&[]))?;
+pub fn start(
+    path: &Path,
+    args: &[OsString],
+    mask: SigSet,
+    output: Output,
+) -> std::result::Result<i32, StartFailure> {
+    let exec = Exec::new(path, path.as_os_str(), args.get(1..).unwrap_or(&[])).map_err(|e| {
+        // A NUL byte in an argument: no attempt can pass it.
+        StartFailure {
+            error: e,
+            lookup: true,
+        }
+    })?;
     // fds for 0, 1 and 2 (-1: keep ours).
     let (fds, tty) = match &output {
         Output::Inherit => ([-1, -1, -1], false),
@@ -44,7 +74,7 @@ pub fn start(path: &Path, args: &[OsString], mask: SigSet, output: Output) -> Re
     // makes async-signal-safe calls and never returns.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(start_error(path, io::Error::last_os_error()));
+        return Err(start_error(path, io::Error::last_os_error()).into());
     }
     if pid == 0 {
         child(&exec, fds, tty, &mask, err_w.as_raw_fd());
@@ -62,7 +92,10 @@ pub fn start(path: &Path, args: &[OsString], mask: SigSet, output: Output) -> Re
             if unsafe { libc::waitpid(pid, &mut st, 0) } < 0 {
                 // Already reaped by nobody else (it is ours alone): nothing left to do.
             }
-            Err(start_error(path, io::Error::from_raw_os_error(errno)))
+            Err(StartFailure {
+                error: start_error(path, io::Error::from_raw_os_error(errno)),
+                lookup: matches!(errno, libc::ENOEXEC | libc::EACCES | libc::ENOENT),
+            })
         }
     }
 }

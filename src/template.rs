@@ -361,19 +361,19 @@ impl Template {
 /// Reads `ROOT/template`; only when it does not exist, `ARGO_TEMPLATE` (`offloaded`: the file
 /// `offload_path`). The returned bytes are the raw JSON. The shared folder's file must be a
 /// regular file, not a link; the offloaded one is a ConfigMap's, whose files are links.
-pub fn read(root: &Path, env_template: Option<&str>, offload_path: &Path) -> Result<Vec<u8>> {
+pub fn read(root: &Path, env_template: Option<&[u8]>, offload_path: &Path) -> Result<Vec<u8>> {
     let file = root.join("template");
     match fsx::read_limited(&file, fsx::MAX_JSON, false) {
         Ok(Some(data)) => Ok(data),
         Ok(None) => match env_template {
-            Some("offloaded") => fsx::read_file(offload_path, fsx::MAX_JSON, true).map_err(|e| {
+            Some(b"offloaded") => fsx::read_file(offload_path, fsx::MAX_JSON, true).map_err(|e| {
                 Error::io(
                     "failed to read template: reading",
                     offload_path.display(),
                     e,
                 )
             }),
-            Some(json) => Ok(json.as_bytes().to_vec()),
+            Some(json) => Ok(json.to_vec()),
             None => Err(Error::new(format!(
                 "failed to read template: neither {} nor ARGO_TEMPLATE is available",
                 file.display()

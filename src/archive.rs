@@ -16,6 +16,7 @@ use std::path::Path;
 
 use tar::{Builder, EntryType, Header};
 
+use crate::deadline::Clock;
 use crate::fsx::annotate;
 use crate::gzip::GzWriter;
 use crate::log;
@@ -27,17 +28,24 @@ pub const DEFAULT_LEVEL: u8 = 6;
 /// means 9) and returns the number of tar entries written.
 ///
 /// `src` itself is followed when it is a symlink; nothing below it is. Errors about the
-/// source name the path concerned; the caller adds which output it was.
-pub fn write_tgz<W: Write>(src: &Path, level: u8, mut out: W) -> io::Result<u64> {
+/// source name the path concerned; the caller adds which output it was. `clock` is asked
+/// before each entry and each read of file data: once it runs out, the archive stops with its
+/// error (SPEC section 3 step 11), and the caller removes what was written.
+pub fn write_tgz<W: Write>(
+    src: &Path,
+    level: u8,
+    mut out: W,
+    clock: &mut Clock,
+) -> io::Result<u64> {
     // One non-generic body, so every caller shares the same machine code.
-    write_tgz_dyn(src, level, &mut out)
+    write_tgz_dyn(src, level, &mut out, clock)
 }
 
-fn write_tgz_dyn(src: &Path, level: u8, out: &mut dyn Write) -> io::Result<u64> {
+fn write_tgz_dyn(src: &Path, level: u8, out: &mut dyn Write, clock: &mut Clock) -> io::Result<u64> {
     let name = base_name(src)?;
     let mut gz = GzWriter::new(out, level)?;
     let mut tar = Builder::new(&mut gz);
-    let count = walk(&mut tar, src, name)?;
+    let count = walk(&mut tar, src, name, clock)?;
     // Writes the two zero blocks that end a tar.
     tar.into_inner()?;
     gz.finish()?;
@@ -79,11 +87,12 @@ enum Added {
 ///
 /// An explicit stack instead of recursion: a deep tree cannot overflow the thread's stack.
 /// It holds the not yet visited siblings along the current branch, no file contents.
-fn walk(tar: &mut Tar, src: &Path, name: Vec<u8>) -> io::Result<u64> {
+fn walk(tar: &mut Tar, src: &Path, name: Vec<u8>, clock: &mut Clock) -> io::Result<u64> {
     let mut stack = vec![(src.to_path_buf(), name, true)];
     let mut count = 0;
     while let Some((path, name, is_root)) = stack.pop() {
-        match append_entry(tar, &path, &name, is_root)? {
+        clock.check()?;
+        match append_entry(tar, &path, &name, is_root, clock)? {
             Added::Skipped => continue,
             Added::Leaf => {}
             Added::Folder => {
@@ -154,11 +163,17 @@ fn heapsort(v: &mut [OsString]) {
 }
 
 /// Writes the entry for `path` (a socket below the source is skipped with a warning).
-fn append_entry(tar: &mut Tar, path: &Path, name: &[u8], is_root: bool) -> io::Result<Added> {
+fn append_entry(
+    tar: &mut Tar,
+    path: &Path,
+    name: &[u8],
+    is_root: bool,
+    clock: &mut Clock,
+) -> io::Result<Added> {
     let meta = stat(path, is_root)?;
     let ft = meta.file_type();
     if ft.is_file() {
-        append_file(tar, path, name, is_root)?;
+        append_file(tar, path, name, is_root, clock)?;
     } else if ft.is_dir() {
         append_special(tar, header(&meta, EntryType::Directory, 0), name, None)?;
         return Ok(Added::Folder);
@@ -319,7 +334,13 @@ fn put_long(tar: &mut Tar, field: &mut [u8; 100], value: &[u8], kind: u8) -> io:
 /// A regular file: header from the opened file (so size and mode belong to what is read),
 /// then its bytes. Opened without following a symlink, except for the source itself, and
 /// without blocking, in case a FIFO was swapped in since the walk looked.
-fn append_file(tar: &mut Tar, path: &Path, name: &[u8], is_root: bool) -> io::Result<()> {
+fn append_file(
+    tar: &mut Tar,
+    path: &Path,
+    name: &[u8],
+    is_root: bool,
+    clock: &mut Clock,
+) -> io::Result<()> {
     let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
     if !is_root {
         flags |= libc::O_NOFOLLOW;
@@ -336,7 +357,7 @@ fn append_file(tar: &mut Tar, path: &Path, name: &[u8], is_root: bool) -> io::Re
         return Err(refused(path, "it changed type while being archived"));
     }
     let size = meta.len();
-    let mut data = Exact::new(file, size, path);
+    let mut data = Exact::new(file, size, path, clock);
     append_named(
         tar,
         header(&meta, EntryType::Regular, size),
@@ -350,21 +371,24 @@ fn append_file(tar: &mut Tar, path: &Path, name: &[u8], is_root: bool) -> io::Re
 
 /// Reads exactly `left` bytes from a file whose size was put in the tar header: if the file
 /// shrinks meanwhile, zeros make up the rest; if it grows, the growth is left out. Either way
-/// the tar stays well formed. Read errors name the file.
+/// the tar stays well formed. Read errors name the file. Each read first asks `clock`, so a
+/// multi-GB file stops within one read once the time is up.
 struct Exact<'a> {
     file: File,
     left: u64,
     path: &'a Path,
     shrank: bool,
+    clock: &'a mut Clock,
 }
 
 impl<'a> Exact<'a> {
-    fn new(file: File, size: u64, path: &'a Path) -> Exact<'a> {
+    fn new(file: File, size: u64, path: &'a Path, clock: &'a mut Clock) -> Exact<'a> {
         Exact {
             file,
             left: size,
             path,
             shrank: false,
+            clock,
         }
     }
 
@@ -389,6 +413,7 @@ impl Read for Exact<'_> {
         if want == 0 {
             return Ok(0);
         }
+        self.clock.check()?;
         let n = if self.shrank {
             0
         } else {
@@ -611,12 +636,12 @@ pub(crate) mod tests {
 
     fn tgz_file(src: &Path, level: u8, dest: &Path) {
         let f = File::create(dest).unwrap();
-        write_tgz(src, level, f).unwrap();
+        write_tgz(src, level, f, &mut Clock::unbounded()).unwrap();
     }
 
     fn tgz(src: &Path, level: u8) -> Vec<u8> {
         let mut out = Vec::new();
-        write_tgz(src, level, &mut out).unwrap();
+        write_tgz(src, level, &mut out, &mut Clock::unbounded()).unwrap();
         out
     }
 
@@ -843,13 +868,14 @@ with tarfile.open(sys.argv[1], 'r:gz') as t:
         assert_eq!(list(&tgz(&base.join("x/."), 6))[0].0, "x");
         let parent = base.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(list(&tgz(&base.join("x/.."), 6))[0].0, parent);
-        let err = write_tgz(Path::new("/"), 6, io::sink()).unwrap_err();
+        let u = &mut Clock::unbounded();
+        let err = write_tgz(Path::new("/"), 6, io::sink(), u).unwrap_err();
         assert!(err.to_string().contains("no name"), "{err}");
         let sock = base.join("s");
         let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        let err = write_tgz(&sock, 6, io::sink()).unwrap_err();
+        let err = write_tgz(&sock, 6, io::sink(), u).unwrap_err();
         assert!(err.to_string().contains("socket"), "{err}");
-        let err = write_tgz(&base.join("missing"), 6, io::sink()).unwrap_err();
+        let err = write_tgz(&base.join("missing"), 6, io::sink(), u).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().contains("missing"), "{err}");
         fs::remove_dir_all(&base).unwrap();
@@ -986,12 +1012,14 @@ with tarfile.open(sys.argv[1], 'r:gz') as t:
         let p = base.join("f");
         fs::write(&p, "abc").unwrap();
         let mut out = Vec::new();
-        let mut r = Exact::new(File::open(&p).unwrap(), 5, &p);
+        let mut u = Clock::unbounded();
+        let mut r = Exact::new(File::open(&p).unwrap(), 5, &p, &mut u);
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, b"abc\0\0");
         assert!(r.shrank);
         out.clear();
-        let mut r = Exact::new(File::open(&p).unwrap(), 2, &p);
+        let mut u = Clock::unbounded();
+        let mut r = Exact::new(File::open(&p).unwrap(), 2, &p, &mut u);
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, b"ab");
         assert!(!r.shrank);
@@ -1016,7 +1044,7 @@ with tarfile.open(sys.argv[1], 'r:gz') as t:
         f.set_len(1 << 30).unwrap();
         drop(f);
         let before = peak_rss_kib();
-        let count = write_tgz(&p, 1, io::sink()).unwrap();
+        let count = write_tgz(&p, 1, io::sink(), &mut Clock::unbounded()).unwrap();
         let after = peak_rss_kib();
         eprintln!("peak RSS before {before} KiB, after {after} KiB");
         assert_eq!(count, 1);

@@ -9,6 +9,7 @@ use std::path::Path;
 use crate::args;
 use crate::capture;
 use crate::config::Config;
+use crate::deadline;
 use crate::deps;
 use crate::error::{Error, Result};
 use crate::fsx;
@@ -100,7 +101,8 @@ fn with_template(
 
     // 10 and 11. The exit code is the child's; outputs are saved whatever it was.
     if cfg.container == "main" {
-        outputs::save(&cfg.root, tmpl)?;
+        let grace = std::time::Duration::from_secs(cfg.grace_secs);
+        outputs::save(&cfg.root, tmpl, &mut deadline::Clock::new(grace))?;
     } else {
         log::info("not saving outputs - not main container", &[]);
     }

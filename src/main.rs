@@ -16,6 +16,7 @@ mod capture;
 mod cli;
 mod config;
 mod cpus;
+mod deadline;
 mod deps;
 mod emissary;
 mod error;

@@ -11,13 +11,14 @@
 //! shared root) is refused rather than followed.
 
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::archive;
+use crate::deadline::Clock;
 use crate::error::{Error, Result};
-use crate::fsx::{self, annotate, copy, AtomicFile};
+use crate::fsx::{self, annotate, AtomicFile};
 use crate::log;
 use crate::paths::{clean_go, is_within};
 use crate::template::{Artifact, Template, VolumeMount};
@@ -67,21 +68,40 @@ impl Kind {
 
 /// Saves every output parameter with a `valueFrom.path`, then every artifact with a `path`,
 /// in template order. The first failure stops the saving and is returned (exit 64).
-pub fn save(root: &Path, tmpl: &Template) -> Result<()> {
+///
+/// After a termination signal the kubelet's SIGKILL is coming: once `clock` runs out, the
+/// output being written is abandoned (its temporary file removed) and it and every one not yet
+/// started are named in a warning, not an error: the exit code stays the child's, and
+/// `exitcode` is written in time.
+pub fn save(root: &Path, tmpl: &Template, clock: &mut Clock) -> Result<()> {
     let mounts = tmpl.volume_mounts();
-    for p in &tmpl.outputs.parameters {
-        let path = p.value_from.as_ref().and_then(|v| v.path.as_deref());
-        if let Some(path) = path.filter(|s| !s.is_empty()) {
-            save_one(root, mounts, path, None)?;
+    let parameters = tmpl
+        .outputs
+        .parameters
+        .iter()
+        .filter_map(|p| p.value_from.as_ref().and_then(|v| v.path.as_deref()))
+        .map(|path| (path, None));
+    let artifacts = tmpl
+        .outputs
+        .artifacts
+        .iter()
+        .filter_map(|a| a.path.as_deref().map(|path| (path, Some(a))));
+    for (path, artifact) in parameters.chain(artifacts) {
+        if path.is_empty() {
+            continue;
         }
-    }
-    for a in &tmpl.outputs.artifacts {
-        if let Some(path) = a.path.as_deref().filter(|s| !s.is_empty()) {
-            save_one(root, mounts, path, Some(a))?;
+        if clock.out_of_time() {
+            log::warn(OUT_OF_TIME, &[("path", path)]);
+            continue;
         }
+        save_one(root, mounts, path, artifact, clock)?;
     }
     Ok(())
 }
+
+/// The warning for an output not saved because the kubelet's SIGKILL is near.
+const OUT_OF_TIME: &str =
+    "output not saved: out of time after a termination signal, the kubelet's SIGKILL is near";
 
 /// Saves one output whose template path is `path`; `artifact` is its declaration when it is one.
 fn save_one(
@@ -89,6 +109,7 @@ fn save_one(
     mounts: &[VolumeMount],
     path: &str,
     artifact: Option<&Artifact>,
+    clock: &mut Clock,
 ) -> Result<()> {
     let kind = match artifact {
         None => Kind::Parameter,
@@ -110,10 +131,27 @@ fn save_one(
         ))
     })?;
     let written = match artifact {
-        None => write_parameter(src, &dst),
-        Some(a) => write_artifact(src, &dst, compression_level(a, path)),
+        None => write_parameter(src, &dst, clock),
+        Some(a) => write_artifact(src, &dst, compression_level(a, path), clock),
     };
-    written.map_err(|e| Error::new(format!("failed to save {noun} {path} to {dst_text}: {e}")))
+    match written {
+        Ok(()) => Ok(()),
+        // The unfinished file is already gone (dropped before rename).
+        Err(_) if clock.out_of_time() => {
+            log::warn(
+                OUT_OF_TIME,
+                &[
+                    ("path", path),
+                    ("dst", &dst_text),
+                    ("unfinished", "removed"),
+                ],
+            );
+            Ok(())
+        }
+        Err(e) => Err(Error::new(format!(
+            "failed to save {noun} {path} to {dst_text}: {e}"
+        ))),
+    }
 }
 
 /// Whether the output at `src` (cleaned) is to be saved: not when it is on a volume mount (the
@@ -162,8 +200,9 @@ fn check_parameter_type(path: &str, ft: &fs::FileType) -> Result<()> {
     )))
 }
 
-/// Copies the file at `src` to `dst` through a temporary file, renamed once complete.
-fn write_parameter(src: &Path, dst: &Path) -> io::Result<()> {
+/// Copies the file at `src` to `dst` through a temporary file, renamed once complete; stops
+/// with an error once `clock` runs out (the temporary file is then removed).
+fn write_parameter(src: &Path, dst: &Path, clock: &mut Clock) -> io::Result<()> {
     // O_NONBLOCK: if a FIFO was swapped in since the check, fail instead of hanging.
     let mut from = OpenOptions::new()
         .read(true)
@@ -171,14 +210,26 @@ fn write_parameter(src: &Path, dst: &Path) -> io::Result<()> {
         .open(src)
         .map_err(|e| annotate("reading", src, e))?;
     let mut out = AtomicFile::create(dst, FILE_MODE).map_err(|e| annotate("creating", dst, e))?;
-    copy(&mut from, src, out.file(), dst)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        clock.check()?;
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(annotate("reading", src, e)),
+        };
+        out.file()
+            .write_all(&buf[..n])
+            .map_err(|e| annotate("writing", dst, e))?;
+    }
     out.commit().map_err(|e| annotate("renaming into", dst, e))
 }
 
 /// Archives `src` into `dst` through a temporary file, renamed once complete.
-fn write_artifact(src: &Path, dst: &Path, level: u8) -> io::Result<()> {
+fn write_artifact(src: &Path, dst: &Path, level: u8, clock: &mut Clock) -> io::Result<()> {
     let mut out = AtomicFile::create(dst, FILE_MODE).map_err(|e| annotate("creating", dst, e))?;
-    let count = archive::write_tgz(src, level, &mut out)?;
+    let count = archive::write_tgz(src, level, &mut out, clock)?;
     out.commit()
         .map_err(|e| annotate("renaming into", dst, e))?;
     log::info("archived files/dirs", &[("count", &count.to_string())]);
@@ -464,7 +515,7 @@ mod tests {
         let src = base.join("out/p.bin");
         fs::create_dir_all(src.parent().unwrap()).unwrap();
         fs::write(&src, &data).unwrap();
-        save(&root, &param_tmpl(s(&src), &[])).unwrap();
+        save(&root, &param_tmpl(s(&src), &[]), &mut Clock::unbounded()).unwrap();
         let dst = root
             .join("outputs/parameters")
             .join(src.strip_prefix("/").unwrap());
@@ -480,7 +531,7 @@ mod tests {
         assert_eq!(dir_mode & 0o7777, 0o755);
         // Saving again replaces the file.
         fs::write(&src, "second").unwrap();
-        save(&root, &param_tmpl(s(&src), &[])).unwrap();
+        save(&root, &param_tmpl(s(&src), &[]), &mut Clock::unbounded()).unwrap();
         assert_eq!(fs::read(&dst).unwrap(), b"second");
         assert_eq!(files_below(&root.join("outputs")).len(), 1);
         fs::remove_dir_all(&base).unwrap();
@@ -491,11 +542,26 @@ mod tests {
         let base = scratch("missing");
         let root = base.join("root");
         let missing = base.join("nope");
-        save(&root, &param_tmpl(s(&missing), &[])).unwrap();
-        save(&root, &artifact_tmpl(s(&missing), &[])).unwrap();
+        save(
+            &root,
+            &param_tmpl(s(&missing), &[]),
+            &mut Clock::unbounded(),
+        )
+        .unwrap();
+        save(
+            &root,
+            &artifact_tmpl(s(&missing), &[]),
+            &mut Clock::unbounded(),
+        )
+        .unwrap();
         // A dangling symlink is missing too.
         symlink(&missing, base.join("dangling")).unwrap();
-        save(&root, &param_tmpl(s(&base.join("dangling")), &[])).unwrap();
+        save(
+            &root,
+            &param_tmpl(s(&base.join("dangling")), &[]),
+            &mut Clock::unbounded(),
+        )
+        .unwrap();
         assert!(!root.join("outputs").exists());
         fs::remove_dir_all(&base).unwrap();
     }
@@ -504,13 +570,13 @@ mod tests {
     fn folder_or_socket_parameter_is_refused() {
         let base = scratch("dirparam");
         let root = base.join("root");
-        let err = save(&root, &param_tmpl(s(&base), &[])).unwrap_err();
+        let err = save(&root, &param_tmpl(s(&base), &[]), &mut Clock::unbounded()).unwrap_err();
         assert_eq!(err.code, 64);
         let msg = err.to_string();
         assert!(msg.contains(s(&base)) && msg.contains("directory"), "{msg}");
         let sock = base.join("sock");
         let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        let msg = save(&root, &param_tmpl(s(&sock), &[]))
+        let msg = save(&root, &param_tmpl(s(&sock), &[]), &mut Clock::unbounded())
             .unwrap_err()
             .to_string();
         assert!(msg.contains("socket"), "{msg}");
@@ -529,16 +595,32 @@ mod tests {
             fs::write(d.join("sub/p"), "v").unwrap();
         }
         let mount = format!("{}/", s(&data));
-        save(&root, &param_tmpl(s(&data.join("sub/p")), &[&mount])).unwrap();
-        save(&root, &artifact_tmpl(s(&data), &[&mount])).unwrap();
+        save(
+            &root,
+            &param_tmpl(s(&data.join("sub/p")), &[&mount]),
+            &mut Clock::unbounded(),
+        )
+        .unwrap();
+        save(
+            &root,
+            &artifact_tmpl(s(&data), &[&mount]),
+            &mut Clock::unbounded(),
+        )
+        .unwrap();
         save(
             &root,
             &artifact_tmpl(&format!("{}/sub/../sub/", s(&data)), &[&mount]),
+            &mut Clock::unbounded(),
         )
         .unwrap();
         assert!(!root.join("outputs").exists());
         // A sibling whose name merely starts with the mount's is saved.
-        save(&root, &param_tmpl(s(&data2.join("sub/p")), &[&mount])).unwrap();
+        save(
+            &root,
+            &param_tmpl(s(&data2.join("sub/p")), &[&mount]),
+            &mut Clock::unbounded(),
+        )
+        .unwrap();
         let rel = data2.strip_prefix("/").unwrap().join("sub/p");
         assert_eq!(
             fs::read(root.join("outputs/parameters").join(rel)).unwrap(),
@@ -552,10 +634,10 @@ mod tests {
         let base = scratch("escape");
         let root = base.join("root");
         for p in ["../../etc/passwd", "a/../../../x", "/../../etc/passwd"] {
-            let err = save(&root, &param_tmpl(p, &[])).unwrap_err();
+            let err = save(&root, &param_tmpl(p, &[]), &mut Clock::unbounded()).unwrap_err();
             assert_eq!(err.code, 64);
             assert!(err.to_string().contains(p), "{err}");
-            assert!(save(&root, &artifact_tmpl(p, &[])).is_err());
+            assert!(save(&root, &artifact_tmpl(p, &[]), &mut Clock::unbounded()).is_err());
         }
         assert!(!root.exists());
         fs::remove_dir_all(&base).unwrap();
@@ -568,7 +650,12 @@ mod tests {
         let art = base.join("art");
         fs::create_dir(&art).unwrap();
         fs::write(art.join("f"), "x").unwrap();
-        save(&root, &artifact_tmpl(&format!("{}/", s(&art)), &[])).unwrap();
+        save(
+            &root,
+            &artifact_tmpl(&format!("{}/", s(&art)), &[]),
+            &mut Clock::unbounded(),
+        )
+        .unwrap();
         let rel = format!("{}.tgz", s(&art).trim_start_matches('/'));
         let tgz = root.join("outputs/artifacts").join(rel);
         let names: Vec<String> = list(&fs::read(&tgz).unwrap())
@@ -590,10 +677,20 @@ mod tests {
         // The archive fails once its temporary file exists: a socket cannot be archived.
         let sock = base.join("sock");
         let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        let err = save(&root, &artifact_tmpl(s(&sock), &[])).unwrap_err();
+        let err = save(
+            &root,
+            &artifact_tmpl(s(&sock), &[]),
+            &mut Clock::unbounded(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("socket"), "{err}");
         // Reading fails after the copy started: /proc/self/mem has no page at offset 0.
-        let err = save(&root, &param_tmpl("/proc/self/mem", &[])).unwrap_err();
+        let err = save(
+            &root,
+            &param_tmpl("/proc/self/mem", &[]),
+            &mut Clock::unbounded(),
+        )
+        .unwrap_err();
         assert_eq!(err.code, 64);
         assert!(err.to_string().contains("reading /proc/self/mem"), "{err}");
         assert!(files_below(&root).is_empty(), "{:?}", files_below(&root));
@@ -610,7 +707,7 @@ mod tests {
         symlink(&elsewhere, root.join("outputs/parameters")).unwrap();
         let src = base.join("p");
         fs::write(&src, "v").unwrap();
-        let err = save(&root, &param_tmpl(s(&src), &[])).unwrap_err();
+        let err = save(&root, &param_tmpl(s(&src), &[]), &mut Clock::unbounded()).unwrap_err();
         assert!(err.to_string().contains("not a folder"), "{err}");
         assert!(files_below(&elsewhere).is_empty());
         fs::remove_dir_all(&base).unwrap();
@@ -633,7 +730,7 @@ mod tests {
             }
         }));
         // The folder parameter stops the run before any artifact.
-        assert!(save(&root, &t).is_err());
+        assert!(save(&root, &t, &mut Clock::unbounded()).is_err());
         assert!(root.join("outputs/parameters").exists());
         assert!(!root.join("outputs/artifacts").exists());
         fs::remove_dir_all(&base).unwrap();

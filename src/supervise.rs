@@ -108,6 +108,8 @@ impl Supervisor {
         for s in &got {
             if signals::is_termination(s.signo) && self.terminated.is_none() {
                 self.terminated = Some(s.signo);
+                // The kubelet's kill clock starts now (SPEC 3 step 11).
+                crate::deadline::terminated();
             }
         }
         let timed_out = revents.iter().all(|&r| r == 0);

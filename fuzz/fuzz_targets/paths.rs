@@ -8,6 +8,8 @@
 mod archive;
 #[path = "../../src/cpus.rs"]
 mod cpus;
+#[path = "../../src/deadline.rs"]
+mod deadline;
 #[path = "../../src/error.rs"]
 mod error;
 #[path = "../../src/fsx.rs"]
@@ -24,6 +26,8 @@ mod outputs;
 mod paths;
 #[path = "../../src/pool.rs"]
 mod pool;
+#[path = "../../src/signals.rs"]
+mod signals;
 #[path = "../../src/template.rs"]
 mod template;
 

@@ -11,6 +11,8 @@
 mod archive;
 #[path = "../../src/cpus.rs"]
 mod cpus;
+#[path = "../../src/deadline.rs"]
+mod deadline;
 #[path = "../../src/fsx.rs"]
 mod fsx;
 #[path = "../../src/gzip.rs"]
@@ -19,6 +21,8 @@ mod gzip;
 mod log;
 #[path = "../../src/pool.rs"]
 mod pool;
+#[path = "../../src/signals.rs"]
+mod signals;
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Read;
@@ -254,7 +258,8 @@ fuzz_target!(|data: &[u8]| {
     let src = root.join("src");
     let level = data.last().map_or(6, |b| b % 11);
     let mut gz = Vec::new();
-    let count = archive::write_tgz(&src, level, &mut gz).expect("archiving");
+    let count = archive::write_tgz(&src, level, &mut gz, &mut deadline::Clock::unbounded())
+        .expect("archiving");
 
     // gzip: the fixed header as Go writes it, raw deflate, CRC-32 and length trailer.
     assert!(gz.len() >= 18);

@@ -8,6 +8,8 @@
 mod archive;
 #[path = "../../src/cpus.rs"]
 mod cpus;
+#[path = "../../src/deadline.rs"]
+mod deadline;
 #[path = "../../src/error.rs"]
 mod error;
 #[path = "../../src/fsx.rs"]
@@ -26,6 +28,8 @@ mod paths;
 mod pool;
 #[path = "../../src/retry.rs"]
 mod retry;
+#[path = "../../src/signals.rs"]
+mod signals;
 #[path = "../../src/template.rs"]
 mod template;
 
@@ -36,8 +40,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(t) = template::Template::parse(data) else {
         return;
     };
-    let s = retry::Strategy::from_template(&t);
-    assert!(s.attempts >= 1);
+    // Unparsable retries or duration: refused with 64, never a panic.
+    match retry::Strategy::from_template(&t) {
+        Ok(s) => assert!(s.attempts >= 1),
+        Err(e) => assert_eq!(e.code, 64),
+    }
     let _ = t.display_name();
     let _ = t.volume_mounts();
     let _ = t.archive_logs();

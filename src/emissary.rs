@@ -204,7 +204,7 @@ fn attempts(
         }
         let (pid, capture) = match start_attempt(capturing, tty, dir, path, argv, mask) {
             Ok(started) => started,
-            Err(f) if f.lookup => return Err(f.error),
+            Err(f) if f.permanent => return Err(f.error),
             Err(f) => {
                 if let Some(msg) = &f.error.msg {
                     log::warn("failed to start command", &[("error", msg)]);

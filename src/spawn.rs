@@ -34,8 +34,9 @@ pub enum Output {
 /// Why the command did not start, and whether trying again may help.
 pub struct StartFailure {
     pub error: Error,
-    /// Not found, not executable or not an executable format (SPEC step 6): never retried.
-    pub lookup: bool,
+    /// No other attempt can pass: not found, not executable or not an executable format (the
+    /// lookup errors of SPEC step 6, never retried), or an argument holding a NUL byte.
+    pub permanent: bool,
 }
 
 impl From<Error> for StartFailure {
@@ -43,7 +44,7 @@ impl From<Error> for StartFailure {
     fn from(error: Error) -> StartFailure {
         StartFailure {
             error,
-            lookup: false,
+            permanent: false,
         }
     }
 }
@@ -60,7 +61,7 @@ pub fn start(
         // A NUL byte in an argument: no attempt can pass it.
         StartFailure {
             error: e,
-            lookup: true,
+            permanent: true,
         }
     })?;
     // fds for 0, 1 and 2 (-1: keep ours).
@@ -94,7 +95,7 @@ pub fn start(
             }
             Err(StartFailure {
                 error: start_error(path, io::Error::from_raw_os_error(errno)),
-                lookup: matches!(errno, libc::ENOEXEC | libc::EACCES | libc::ENOENT),
+                permanent: matches!(errno, libc::ENOEXEC | libc::EACCES | libc::ENOENT),
             })
         }
     }

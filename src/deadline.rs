@@ -87,7 +87,10 @@ impl Clock {
         let Some(&start) = TERMINATED.get() else {
             return false;
         };
-        let deadline = start + budget;
+        // A grace period beyond what the clock can add (a huge value): no limit.
+        let Some(deadline) = start.checked_add(budget) else {
+            return false;
+        };
         if !self.told {
             self.told = true;
             let left = deadline.saturating_duration_since(now).as_millis();
@@ -140,6 +143,13 @@ mod tests {
         assert_eq!(m(1), 500);
         assert_eq!(m(10), 2000);
         assert_eq!(m(600), 10_000);
+    }
+
+    #[test]
+    fn a_huge_grace_period_is_no_limit() {
+        terminated();
+        let mut c = Clock::new(Duration::from_secs(u64::MAX / 2));
+        assert!(!c.out_of_time());
     }
 
     #[test]

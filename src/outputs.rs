@@ -697,6 +697,33 @@ mod tests {
         fs::remove_dir_all(&base).unwrap();
     }
 
+    /// Once the kill clock has run out, nothing more is written and nothing is an error: each
+    /// output is named in a warning, and no temporary file is left.
+    #[test]
+    fn out_of_time_saves_nothing_and_fails_nothing() {
+        let base = scratch("clock");
+        let root = base.join("root");
+        fs::write(base.join("p"), "v").unwrap();
+        crate::deadline::terminated();
+        let mut clock = Clock::new(std::time::Duration::from_millis(2));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let t = template(json!({"outputs": {
+            "parameters": [{"name": "p", "valueFrom": {"path": s(&base.join("p"))}}],
+            "artifacts": [{"name": "a", "path": s(&base.join("p"))}]
+        }}));
+        save(&root, &t, &mut clock).unwrap();
+        assert!(files_below(&root).is_empty(), "{:?}", files_below(&root));
+        // Cut in the middle: the copy stops at its first look at the clock, the file is removed.
+        fs::create_dir_all(root.join("outputs")).unwrap();
+        let dst = root.join("outputs/p");
+        let e = write_parameter(&base.join("p"), &dst, &mut clock).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let e = write_artifact(&base.join("p"), &dst, 1, &mut clock).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(files_below(&root).is_empty(), "{:?}", files_below(&root));
+        fs::remove_dir_all(&base).unwrap();
+    }
+
     #[test]
     fn planted_symlink_is_not_followed() {
         let base = scratch("planted");

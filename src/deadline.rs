@@ -116,8 +116,9 @@ impl Clock {
 }
 
 /// Whether a termination signal is pending: blocked, not yet read from the signalfd. Looked
-/// at without taking it, so whatever reads the signalfd later still sees it.
-fn termination_pending() -> bool {
+/// at without taking it, so whatever reads the signalfd later still sees it. (Also asked
+/// between attempts, where a start failure left the signalfd unread.)
+pub fn termination_pending() -> bool {
     let mut set = MaybeUninit::<libc::sigset_t>::zeroed();
     // SAFETY: sigpending writes the pending set into valid sigset_t storage.
     if unsafe { libc::sigpending(set.as_mut_ptr()) } != 0 {

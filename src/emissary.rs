@@ -191,7 +191,8 @@ fn attempts(
     let mut last: Option<Result<i32>> = None;
     for n in 1..=strategy.attempts {
         if n > 1 {
-            if sup.terminated.is_some() {
+            // A start failure reads no signal: one may be waiting unread.
+            if sup.terminated.is_some() || deadline::termination_pending() {
                 break;
             }
             log::info("retrying", &[("attempt", &n.to_string())]);

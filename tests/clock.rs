@@ -389,6 +389,47 @@ fn text_file_busy_then_success_is_retried() {
     assert!(err.contains("retrying"), "{err}");
 }
 
+/// Once a termination signal has come, no further attempt starts, also after an attempt that
+/// failed to start (nothing read the signal then): a TERM pending from the start (blocked and
+/// sent before exec) and a busy script with retries and no pause give one attempt, then 64.
+#[test]
+fn no_retry_after_a_termination_signal() {
+    let r = Root::with_template(&retry_template("5", "0"));
+    let script = r.path("job.sh");
+    fs::write(&script, "#!/bin/sh\ntrue\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let _writer = fs::OpenOptions::new().append(true).open(&script).unwrap();
+    let py = "import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+os.kill(os.getpid(), signal.SIGTERM)
+os.execv(sys.argv[1], sys.argv[1:])";
+    let mut c = r.cmd();
+    let mut c2 = Command::new("python3");
+    c2.args(["-c", py])
+        .arg(bin())
+        .args(["emissary", "--", s(&script)]);
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => c2.env(k, v),
+            None => c2.env_remove(k),
+        };
+    }
+    c = c2;
+    let o = run(c);
+    let err = stderr(&o);
+    if code(&o) == 1 && err.contains("Traceback") {
+        eprintln!("SKIPPED: python3 cannot block signals here: {err}");
+        return;
+    }
+    assert_eq!(code(&o), 64, "{err}");
+    assert_eq!(
+        err.matches("Text file busy").count(),
+        2,
+        "one warning, one Error: {err}"
+    );
+    assert!(!err.contains("retrying"), "{err}");
+}
+
 /// A fork refused (RLIMIT_NPROC reached, as a non-root uid) is retried; once the limit is
 /// raised from outside, the next attempt runs.
 #[test]

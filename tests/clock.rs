@@ -403,18 +403,18 @@ fn no_retry_after_a_termination_signal() {
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
 os.kill(os.getpid(), signal.SIGTERM)
 os.execv(sys.argv[1], sys.argv[1:])";
-    let mut c = r.cmd();
-    let mut c2 = Command::new("python3");
-    c2.args(["-c", py])
+    // The environment of a plain run, the command wrapped by python.
+    let plain = r.cmd();
+    let mut c = Command::new("python3");
+    c.args(["-c", py])
         .arg(bin())
         .args(["emissary", "--", s(&script)]);
-    for (k, v) in c.get_envs() {
+    for (k, v) in plain.get_envs() {
         match v {
-            Some(v) => c2.env(k, v),
-            None => c2.env_remove(k),
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
         };
     }
-    c = c2;
     let o = run(c);
     let err = stderr(&o);
     if code(&o) == 1 && err.contains("Traceback") {

@@ -408,7 +408,8 @@ os.execv(sys.argv[1], sys.argv[1:])";
     let mut c = Command::new("python3");
     c.args(["-c", py])
         .arg(bin())
-        .args(["emissary", "--", s(&script)]);
+        .args(["emissary", "--", s(&script)])
+        .stdin(Stdio::null());
     for (k, v) in plain.get_envs() {
         match v {
             Some(v) => c.env(k, v),

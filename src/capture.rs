@@ -41,6 +41,8 @@ use crate::signals;
 
 /// What one read takes at most: a whole kernel-default pipe.
 const CHUNK: usize = 64 * 1024;
+/// After the stop, how much a pty master may still yield beyond what it counted then.
+const PTY_DRAIN_MAX: usize = 1 << 20;
 
 /// The running copy threads.
 pub struct Capture {
@@ -189,7 +191,9 @@ pub fn start_tty(files_dir: Option<&Path>, master: OwnedFd) -> Result<Capture> {
     let resize = dup()?;
     let mut t = Threads::new()?;
     let order = || Arc::new(Mutex::new(()));
-    t.add(Stream::new(master, console::get(1), files, order()), true)?;
+    let mut out = Stream::new(master, console::get(1), files, order());
+    out.pty = true;
+    t.add(out, true)?;
     let mut pump = Stream::new(dup_stdin()?, Some(Arc::new(input)), Vec::new(), order());
     pump.output = false;
     t.add(pump, false)?;
@@ -261,6 +265,8 @@ struct Stream {
     order: Arc<Mutex<()>>,
     /// The stop came while the console held this thread.
     stopped: bool,
+    /// `src` is a pty master (see the drain in `run`).
+    pty: bool,
 }
 
 impl Stream {
@@ -278,6 +284,7 @@ impl Stream {
             output: true,
             order,
             stopped: false,
+            pty: false,
         }
     }
 
@@ -314,13 +321,26 @@ impl Stream {
         // What is in the pipe now, and no more: everything the child wrote is in it, and a
         // grandchild that goes on writing is not waited for.
         let mut left = buffered(src);
-        while left > 0 {
+        // A pty master counts only what its line discipline holds; more of what the child
+        // wrote may still come from the terminal's own buffers as that is read: look again
+        // briefly, within a bound, so a process still on the terminal cannot hold the end.
+        let mut extra = if self.pty { PTY_DRAIN_MAX } else { 0 };
+        loop {
+            if left == 0 {
+                let more = extra > 0
+                    && matches!(signals::poll(&[(src, libc::POLLIN)], 20).as_deref(), Ok([r]) if *r != 0);
+                if !more {
+                    break;
+                }
+                left = buffered(src).clamp(1, extra);
+                extra -= left;
+            }
             let want = left.min(buf.len());
             match self.take(src, &mut buf[..want]) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     self.send_console(&buf[..n], Patience::Stall);
-                    left -= n;
+                    left = left.saturating_sub(n);
                 }
             }
         }

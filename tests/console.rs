@@ -349,3 +349,35 @@ fn tty_unread_input_does_not_hold_the_end_and_lines_end_crlf() {
         );
     }
 }
+
+/// `tty: true` with a terminal nobody reads: the child's output still reaches the capture
+/// files whole, including what the pty still held when the child exited.
+#[test]
+fn tty_full_terminal_capture_complete() {
+    let r = Root::new();
+    let (master, slave) = openpty();
+    assert!(fill(slave.as_raw_fd()) > 0);
+    let mut c = r.emissary(&[
+        "sh",
+        "-c",
+        "head -c 3000 /dev/zero | tr '\\0' y; echo; echo hello",
+    ]);
+    c.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()));
+    drop(slave);
+    let (st, took) = run_bounded(c, LIMIT);
+    let st = st.unwrap_or_else(|| panic!("the emissary did not end within {LIMIT:?}"));
+    assert_eq!(st.code(), Some(0));
+    assert_eq!(r.exitcode("main"), "0");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let so = r.read("ctr/main/stdout");
+    assert_eq!(
+        so.len(),
+        3000 + 2 + 7,
+        "stdout file: {:?}",
+        so.replace("yy", "")
+    );
+    assert!(so.ends_with("\r\nhello\r\n"));
+    drop(master);
+}

@@ -242,7 +242,7 @@ impl Console {
                 _ => "terminal",
             };
             crate::log::warn(
-                "console took nothing for a second after the child exited; it is given up, the capture files get the rest",
+                "console takes no more output; the rest goes to the capture files only",
                 &[("console", name)],
             );
         }

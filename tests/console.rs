@@ -381,3 +381,18 @@ fn tty_full_terminal_capture_complete() {
     assert!(so.ends_with("\r\nhello\r\n"));
     drop(master);
 }
+
+/// `combined` keeps the order written when the two streams are written further apart than a
+/// thread takes to wake (here 50 ms, generous for a loaded machine), each write whole.
+#[test]
+fn combined_keeps_the_order_written() {
+    let r = Root::new();
+    let script =
+        "for i in 1 2 3 4 5 6 7 8; do echo out$i; sleep 0.05; echo err$i >&2; sleep 0.05; done";
+    let mut c = r.emissary(&["sh", "-c", script]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let (st, _) = run_bounded(c, LIMIT);
+    assert_eq!(st.expect("ended").code(), Some(0));
+    let want: String = (1..=8).map(|i| format!("out{i}\nerr{i}\n")).collect();
+    assert_eq!(r.read("ctr/main/combined"), want);
+}

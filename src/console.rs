@@ -17,7 +17,8 @@
 //! until the stop (a console nobody reads holds the child back, as without the emissary);
 //! after the stop, as long as the console keeps taking something every second. A console that
 //! takes nothing for that second is given up for the rest of the run, log lines included; so
-//! is one that fails (EPIPE, EIO). When fds 1 and 2 are the same object (`2>&1`), they share
+//! is one still taking the rest 10 s after the child exited (a trickle), and one that fails
+//! (EPIPE, EIO). When fds 1 and 2 are the same object (`2>&1`), they share
 //! one state, so giving up one gives up both.
 
 use std::io;
@@ -30,6 +31,9 @@ use crate::signals;
 
 /// After the child has exited, how long a console may take nothing before it is given up.
 pub const STALL: Duration = Duration::from_secs(1);
+/// After the child has exited, how long a console may take to take the rest at all: one that
+/// trickles (a byte now and then, never a second of nothing) must not hold the step either.
+pub const AFTER_EXIT_MAX: Duration = Duration::from_secs(10);
 /// How long one log line may wait for a full console.
 const LOG_WAIT: Duration = Duration::from_millis(100);
 /// The most the writer thread is handed at once.
@@ -42,7 +46,8 @@ pub enum Patience {
     Log,
     /// Until the stop pipe (this fd) is readable: the child still runs.
     Until(i32),
-    /// `STALL` without progress, then the console is given up.
+    /// `STALL` without progress, then the console is given up; so it is `AFTER_EXIT_MAX` after
+    /// the first write with this patience, progress or not.
     Stall,
 }
 
@@ -65,6 +70,10 @@ pub struct Console {
     gone: AtomicBool,
     /// The last log line found it full: later lines do not wait until one gets through.
     stalled: AtomicBool,
+    /// When the first write with `Patience::Stall` came (the child had exited).
+    ending: OnceLock<Instant>,
+    /// When any writer last got bytes through: a stall is the console's, not one writer's.
+    progress: Mutex<Option<Instant>>,
 }
 
 enum Way {
@@ -147,6 +156,8 @@ impl Console {
             tty,
             gone: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
+            ending: OnceLock::new(),
+            progress: Mutex::new(None),
         }
     }
 
@@ -159,6 +170,8 @@ impl Console {
             tty: false,
             gone: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
+            ending: OnceLock::new(),
+            progress: Mutex::new(None),
         })
     }
 
@@ -169,6 +182,9 @@ impl Console {
     /// Writes all of `buf` unless the console fails, is given up, or `patience` runs out.
     pub fn write(&self, mut buf: &[u8], mut patience: Patience) -> Wrote {
         let start = Instant::now();
+        if let Patience::Stall = patience {
+            self.ending.get_or_init(Instant::now);
+        }
         let mut written = 0;
         while !buf.is_empty() {
             if self.is_gone() {
@@ -177,6 +193,7 @@ impl Console {
             match self.try_write(buf) {
                 Ok(n) => {
                     self.stalled.store(false, Ordering::Relaxed);
+                    *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                     buf = &buf[n..];
                     written += n;
                     continue;
@@ -215,23 +232,39 @@ impl Console {
             Patience::Log if self.stalled.load(Ordering::Relaxed) => (0, -1),
             Patience::Log => (remaining_ms(start + LOG_WAIT), -1),
             Patience::Until(stop) => (-1, stop),
-            Patience::Stall => (STALL.as_millis() as i32, -1),
+            Patience::Stall => {
+                let end = *self.ending.get_or_init(Instant::now) + AFTER_EXIT_MAX;
+                // A second since the console last took anything, from whichever writer.
+                let since = self.last_progress().map_or(start, |p| p.max(start));
+                let left = remaining_ms(end).min(remaining_ms(since + STALL));
+                if left == 0 {
+                    self.give_up();
+                    return Some(Wrote::Lost);
+                }
+                (left, -1)
+            }
         };
         match self.wait(ms, stop) {
             Ready::Writable => None,
             Ready::Stop => {
                 *patience = Patience::Stall;
+                self.ending.get_or_init(Instant::now);
                 Some(Wrote::Stopped(written))
             }
             Ready::Timeout => {
                 if let Patience::Stall = patience {
-                    self.give_up();
+                    // Another writer may have got through meanwhile: the next turn decides.
+                    return None;
                 } else {
                     self.stalled.store(true, Ordering::Relaxed);
                 }
                 Some(Wrote::Lost)
             }
         }
+    }
+
+    fn last_progress(&self) -> Option<Instant> {
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn give_up(&self) {

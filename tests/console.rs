@@ -426,3 +426,37 @@ fn trickling_console_is_given_up_ten_seconds_after_the_exit() {
     assert_eq!(r.read_bytes("ctr/main/combined").len(), 2 * 61440);
     reader.join().unwrap();
 }
+
+/// Without `/proc` a console cannot be opened again, so the writer thread does the blocking
+/// writes: a full pipe then holds that thread, never the step. Needs a mount namespace (root).
+#[test]
+fn full_console_pipe_without_proc_goes_through_the_writer_thread() {
+    let probe = Command::new("unshare")
+        .args(["-m", "sh", "-c", "umount -l /proc && ! test -e /proc/self"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: cannot unmount /proc in a new mount namespace here");
+        return;
+    }
+    let r = Root::new();
+    let (rd, wr) = pipe();
+    fill(wr.as_raw_fd());
+    let e = r.emissary(&["sh", "-c", WRITE_32K]);
+    let mut c = Command::new("unshare");
+    c.args(["-m", "sh", "-c", "umount -l /proc && exec \"$@\"", "sh"])
+        .arg(bin())
+        .args(e.get_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(wr.try_clone().unwrap()))
+        .stderr(Stdio::from(wr.try_clone().unwrap()));
+    for (k, v) in e.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let (st, took) = run_bounded(c, LIMIT);
+    drop(wr);
+    assert_complete(&r, st, took, 0, 32768, 1000);
+    drop(rd);
+}

@@ -2,9 +2,12 @@
 //!
 //! Text: `time="2026-01-02T03:04:05.678Z" level=info msg="capturing logs" argo=true key=value`;
 //! JSON: one object per line with `time`, `level`, `msg`, `argo: true` and the fields.
-//! Each line goes out in a single `write(2)`, so lines never interleave with the child's.
+//! Each line goes out in a single `write(2)`, so lines never interleave with the child's, and
+//! never blocks the run: `console` bounds every write (a full console drops the line).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use crate::console::{self, Patience};
 
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 pub enum Level {
@@ -95,20 +98,42 @@ fn emit(level: Level, msg: &str, fields: &[(&str, &str)]) {
     write_stderr(line.as_bytes());
 }
 
-/// Writes to fd 2 in one call; a closed or full stderr is not the emissary's failure.
+/// Writes to fd 2, best effort and never blocking the run (see `console`): a line waits
+/// 100 ms at most for a full console, then is dropped.
 pub fn write_stderr(bytes: &[u8]) {
-    write_fd(2, bytes)
+    write_fd(2, bytes, Patience::Log)
 }
 
 /// Writes a subcommand's own output (`kill`, `version`, `--help`) to fd 1, unbuffered: no
-/// std stdout machinery is linked in for these few lines.
+/// std stdout machinery is linked in for these few lines. It is the product, not a log line,
+/// so it waits for the console as long as the console takes something every second.
 pub fn write_stdout(bytes: &[u8]) {
-    write_fd(1, bytes)
+    write_fd(1, bytes, Patience::Stall)
 }
 
-fn write_fd(fd: i32, bytes: &[u8]) {
-    // Best effort: the caller has nothing better to do with a failed write.
-    let _ = crate::fsx::write_all(fd, bytes);
+/// While our terminal is raw (a `tty: true` run), line ends sent to it need a carriage
+/// return: the terminal no longer adds one.
+static RAW: AtomicBool = AtomicBool::new(false);
+
+/// Says that our terminal is in raw mode (`true`) or back as it was.
+pub fn set_raw_terminal(raw: bool) {
+    RAW.store(raw, Ordering::Relaxed);
+}
+
+fn write_fd(fd: i32, bytes: &[u8], patience: Patience) {
+    if RAW.load(Ordering::Relaxed) && console::is_tty(fd) {
+        let mut crlf = Vec::with_capacity(bytes.len() + 4);
+        for &b in bytes {
+            if b == b'\n' && crlf.last() != Some(&b'\r') {
+                crlf.push(b'\r');
+            }
+            crlf.push(b);
+        }
+        // Best effort: the caller has nothing better to do with a line that did not go out.
+        let _ = console::write(fd, &crlf, patience);
+        return;
+    }
+    let _ = console::write(fd, bytes, patience);
 }
 
 /// Appends `v`, quoted the way logrus quotes text values when they need it.

@@ -15,6 +15,7 @@ mod args;
 mod capture;
 mod cli;
 mod config;
+mod console;
 mod cpus;
 mod deadline;
 mod deps;

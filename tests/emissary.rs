@@ -431,14 +431,9 @@ fn tee_path_console_pipes_large_mixed_output_exact() {
     let log_free: Vec<u8> = con_err.iter().copied().filter(|b| *b >= 0x80).collect();
     assert!(log_free == err, "console stderr differs");
     assert_capture_files(&r, &out, &err);
-    // Files: 2 x out + err; the children's cat wrote at most out + err; the console copy
-    // (out + err again) would come on top on the plain path.
-    let total = (out.len() + err.len()) as u64;
-    let files = (2 * out.len() + err.len()) as u64;
-    assert!(
-        wchar < files + total + total / 2,
-        "the console's copy went through write(2): wchar {wchar}"
-    );
+    // No zero-copy path any more (it paid only with pipes grown to 1 MiB, which SPEC 3.8
+    // forbids): the write(2) count is not asserted.
+    let _ = wchar;
 }
 
 #[test]
@@ -520,10 +515,10 @@ fn plain_path_console_regular_file_and_dev_null_exact() {
 fn stalled_console_with_grandchild_ends_within_bound() {
     // stdout's console is a pipe nobody reads until the emissary has exited; the child leaves
     // a grandchild holding its stdout. The output is more than the console pipe holds (1 MiB,
-    // set here so the figure does not depend on the emissary growing it), less than that plus
-    // the capture pipe: the child itself never blocks.
+    // set here), less than that plus the kernel-default capture pipe and the copy thread's
+    // 64 KiB chunk: the child itself never blocks.
     let r = Root::new();
-    let out = pattern(1536 << 10, 7, false);
+    let out = pattern(1100 << 10, 7, false);
     let gc = r.path("grandchild.pid");
     let script = mixed_script(
         &r,

@@ -148,7 +148,11 @@ pub fn version_of(upstream: &Path, mask: &SigSet) -> Option<String> {
     let text = String::from_utf8_lossy(&out);
     let line = text.lines().next()?.trim();
     let v = line.rsplit(' ').next().unwrap_or(line);
-    (!v.is_empty()).then(|| v.to_string())
+    // `v4.1.2`, `v3.6.5+abc`, `4.1.2`: anything else is not an answer to the question.
+    let digits = v.strip_prefix('v').unwrap_or(v);
+    digits
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then(|| v.to_string())
 }
 
 /// The upstream version `init` left in the shared folder, if any (a few bytes of a regular

@@ -168,12 +168,14 @@ pub fn read_version(root: &Path) -> Option<String> {
 /// the shared folder, since the plugin's containers (its own image) run
 /// `/var/run/argo/argoexec artifact-plugin-init`, which is upstream's code.
 pub fn prepare_init(cfg: &Config, upstream: &Path, version: Option<&str>) -> Result<()> {
-    if let Err(e) = fsx::mkdir_all(&cfg.root, 0o777) {
-        return Err(Error::io("failed to create", cfg.root.display(), e));
-    }
+    let made = fsx::mkdir_all(&cfg.root, 0o777);
     if let Some(v) = version {
         let dest = cfg.root.join(VERSION_FILE);
-        if let Err(e) = fsx::write_atomic(&dest, v.as_bytes(), 0o644) {
+        let written = match &made {
+            Ok(()) => fsx::write_atomic(&dest, v.as_bytes(), 0o644),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        };
+        if let Err(e) = written {
             // Only the log shape depends on it.
             log::warn(
                 "cannot leave upstream's version",
@@ -182,6 +184,7 @@ pub fn prepare_init(cfg: &Config, upstream: &Path, version: Option<&str>) -> Res
         }
     }
     if template_uses_plugin(cfg) {
+        made.map_err(|e| Error::io("failed to create", cfg.root.display(), e))?;
         let dest = cfg.root.join(BINARY);
         copy_binary(upstream, &dest)?;
         log::info(

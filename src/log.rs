@@ -143,6 +143,22 @@ fn emit(level: Level, msg: &str, fields: &[(&str, &str)]) {
     write_stderr(line.as_bytes());
 }
 
+/// Writes to fd 2 in one call; a closed or full stderr is not the emissary's failure.
+pub fn write_stderr(bytes: &[u8]) {
+    write_fd(2, bytes)
+}
+
+/// Writes a subcommand's own output (`kill`, `version`, `--help`) to fd 1, unbuffered: no
+/// std stdout machinery is linked in for these few lines.
+pub fn write_stdout(bytes: &[u8]) {
+    write_fd(1, bytes)
+}
+
+fn write_fd(fd: i32, bytes: &[u8]) {
+    // Best effort: the caller has nothing better to do with a failed write.
+    let _ = crate::fsx::write_all(fd, bytes);
+}
+
 /// One whole line, newline included, in `shape`.
 fn format_line(
     shape: Shape,
@@ -224,22 +240,6 @@ fn format_line(
     }
     line.push('\n');
     line
-}
-
-/// Writes to fd 2 in one call; a closed or full stderr is not the emissary's failure.
-pub fn write_stderr(bytes: &[u8]) {
-    write_fd(2, bytes)
-}
-
-/// Writes a subcommand's own output (`kill`, `version`, `--help`) to fd 1, unbuffered: no
-/// std stdout machinery is linked in for these few lines.
-pub fn write_stdout(bytes: &[u8]) {
-    write_fd(1, bytes)
-}
-
-fn write_fd(fd: i32, bytes: &[u8]) {
-    // Best effort: the caller has nothing better to do with a failed write.
-    let _ = crate::fsx::write_all(fd, bytes);
 }
 
 /// Appends ` key=value` for text lines.

@@ -278,7 +278,7 @@ case_over_upstream() {
     assert_eq 0 $? "scripts/Containerfile.over-upstream builds ($out)" || return
     assert_eq "$VERSION_LINE" "$(pm run --rm --pull=never --network none "$OVER_IMAGE" version 2>&1)" "version is ours"
     assert_eq "upstream argoexec: wait --loglevel info" "$(pm run --rm --pull=never --network none "$OVER_IMAGE" wait --loglevel info 2>&1)" "wait handed to upstream"
-    assert_eq "upstream argoexec: init --loglevel info" "$(pm run --rm --pull=never --network none -e ARGO_TEMPLATE='{}' "$OVER_IMAGE" init --loglevel info 2>/dev/null)" "init handed to upstream"
+    assert_eq "upstream argoexec: init --loglevel info" "$(pm run --rm --pull=never --network none -e ARGO_TEMPLATE='{}' "$OVER_IMAGE" init --loglevel info 2>&1)" "init handed to upstream"
     assert_eq "$(cat "$ctx/bin/argoexec")" "$(pm run --rm --pull=never --network none --entrypoint /bin/busybox "$OVER_IMAGE" cat /bin/argoexec-upstream)" "upstream's binary kept as /bin/argoexec-upstream"
 }
 

@@ -145,10 +145,14 @@ pub fn version_of(upstream: &Path, mask: &SigSet) -> Option<String> {
         )
     })
     .ok()?;
-    let text = String::from_utf8_lossy(&out);
+    version_in(&String::from_utf8_lossy(&out))
+}
+
+/// The version in `argoexec: v4.1.2` (the first line of `version`'s output): `v4.1.2`,
+/// `v3.6.5+abc`, `4.1.2`; anything else is not an answer to the question.
+fn version_in(text: &str) -> Option<String> {
     let line = text.lines().next()?.trim();
     let v = line.rsplit(' ').next().unwrap_or(line);
-    // `v4.1.2`, `v3.6.5+abc`, `4.1.2`: anything else is not an answer to the question.
     let digits = v.strip_prefix('v').unwrap_or(v);
     digits
         .starts_with(|c: char| c.is_ascii_digit())
@@ -348,6 +352,17 @@ fn finish_child(pid: i32, kill: bool) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(version_in("argoexec: v4.1.2\n").as_deref(), Some("v4.1.2"));
+        assert_eq!(
+            version_in("argoexec: v3.6.5\n  BuildDate: x\n").as_deref(),
+            Some("v3.6.5")
+        );
+        assert_eq!(version_in("upstream argoexec: version --short\n"), None);
+        assert_eq!(version_in(""), None);
+    }
 
     #[test]
     fn plugin_names() {

@@ -159,6 +159,40 @@ fn found_beside_our_executable_and_given_the_same_argv() {
     }
 }
 
+/// The folder `argv[0]` names is looked in too (what is left without `/proc`): here our binary
+/// is reached through a link in another folder, where upstream's sits.
+#[test]
+fn found_beside_the_name_we_were_started_by() {
+    let img = Image::new(false);
+    let link_dir = img.root.path("link");
+    std::fs::create_dir_all(&link_dir).unwrap();
+    std::os::unix::fs::symlink(img.argoexec(), link_dir.join("argoexec")).unwrap();
+    write_exec(&link_dir.join("argoexec-upstream"), STAND_IN.as_bytes());
+    let base = img.cmd(&[]);
+    let mut c = Command::new(link_dir.join("argoexec"));
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c.args(["wait", "--loglevel", "info"]).stdin(Stdio::null());
+    let o = run(c);
+    assert_eq!(code(&o), 7, "{}", stderr(&o));
+    assert_eq!(
+        img.record(),
+        [
+            link_dir
+                .join("argoexec-upstream")
+                .to_string_lossy()
+                .into_owned(),
+            "wait".into(),
+            "--loglevel".into(),
+            "info".into()
+        ]
+    );
+}
+
 #[test]
 fn found_through_the_variable() {
     let img = Image::new(false);

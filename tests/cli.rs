@@ -553,6 +553,34 @@ fn v4_when_the_version_file_says_v4() {
     );
 }
 
+/// A child that succeeds: upstream logs its nil error as `<nil>` in text and `null` in JSON.
+#[test]
+fn nil_error_of_a_successful_child() {
+    let mut bins = vec![bin()];
+    bins.extend(reference());
+    for b in bins {
+        let r = Root::new();
+        let o = run_with(&r, &b, &["emissary", "--", "true"]);
+        let e = stderr(&o);
+        let line = e
+            .lines()
+            .find(|l| l.contains("sub-process exited"))
+            .unwrap();
+        assert!(
+            text_pairs(line).contains(&("error".into(), "<nil>".into())),
+            "{line}"
+        );
+        let o = run_with(&r, &b, &["emissary", "--log-format", "json", "--", "true"]);
+        let e = stderr(&o);
+        let line = e
+            .lines()
+            .find(|l| l.contains("sub-process exited"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v.get("error").is_some_and(|x| x.is_null()), "{line}");
+    }
+}
+
 #[test]
 fn loglevel_filters() {
     let r = Root::new();

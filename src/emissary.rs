@@ -110,7 +110,7 @@ fn with_template(
     Ok(code)
 }
 
-fn prepare_dir(cfg: &Config) -> Result<std::path::PathBuf> {
+pub(crate) fn prepare_dir(cfg: &Config) -> Result<std::path::PathBuf> {
     // SAFETY: umask only changes this process's file creation mask, and cannot fail.
     unsafe { libc::umask(0) };
     // The root is ours (the volume's mount point); below it, one level at a time, so a link
@@ -141,7 +141,7 @@ fn real_dir(d: &Path) -> Result<()> {
     }
 }
 
-fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::PathBuf> {
+pub(crate) fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::PathBuf> {
     let path_var = std::env::var_os("PATH");
     let name = cmd.to_string_lossy();
     let whose = format!(
@@ -164,7 +164,7 @@ fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::P
 /// was complete across all of them. An attempt whose command could not be started counts as a
 /// failed attempt (SPEC step 8: retried, unless it was one of step 6's lookup errors); when
 /// the last attempt is such a one, its reason is the run's (64).
-fn attempts(
+pub(crate) fn attempts(
     cfg: &Config,
     tmpl: &Template,
     sup: &mut Supervisor,
@@ -215,10 +215,12 @@ fn attempts(
             }
         };
         let outcome = sup.attempt(pid, capture, &mut sigfile, sidecar.as_mut());
-        log::info(
-            "sub-process exited",
-            &[("exitCode", &outcome.code.to_string())],
-        );
+        // Upstream's key and text: the Go error of the wait, `<nil>` for success.
+        let status = match outcome.code {
+            0 => "<nil>".to_string(),
+            c => format!("exit status {c}"),
+        };
+        log::info("sub-process exited", &[("error", &status)]);
         if captured.is_ok() {
             captured = outcome.capture;
         }
@@ -271,7 +273,7 @@ fn start_attempt(
 
 /// Step 12: reports a failure, writes `exitcode` last and returns the same code.
 pub fn finish(cfg: &Config, result: Result<i32>) -> i32 {
-    let mut code = match result {
+    let code = match result {
         Ok(code) => {
             if code != 0 {
                 // As upstream's command line does for a failed child.
@@ -286,6 +288,11 @@ pub fn finish(cfg: &Config, result: Result<i32>) -> i32 {
             e.code
         }
     };
+    write_exitcode(cfg, code)
+}
+
+/// Writes `ctr/C/exitcode` (temporary file + rename); returns `code`, or 64 when it could not.
+pub(crate) fn write_exitcode(cfg: &Config, code: i32) -> i32 {
     let file = cfg.own_dir().join("exitcode");
     let [ctr, own] = ctr_dirs(cfg);
     let written = real_dir(&ctr).and_then(|()| real_dir(&own)).and_then(|()| {
@@ -295,7 +302,7 @@ pub fn finish(cfg: &Config, result: Result<i32>) -> i32 {
     if let Err(e) = written {
         let msg = format!("failed to write exit code to {}: {e}", file.display());
         report(cfg, &msg);
-        code = crate::error::EXIT_FAILURE;
+        return crate::error::EXIT_FAILURE;
     }
     code
 }

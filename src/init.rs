@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::fsx::{self, AtomicFile};
 use crate::log;
 use crate::lookup;
-use crate::template::Template;
+use crate::template::{self, Template};
 
 /// Where a script template's source goes (the `argo-staging` volume).
 const SCRIPT_PATH: &str = "/argo/staging/script";
@@ -24,12 +24,8 @@ pub fn run(cfg: &Config, argv0: &OsStr) -> Result<()> {
         .map_err(|e| Error::io("failed to create", cfg.root.display(), e))?;
     copy_self(&cfg.root.join("argoexec"), argv0)?;
 
-    let json = match cfg.template_env.as_deref() {
-        None | Some(b"") => return Err(Error::new("init: ARGO_TEMPLATE is not set")),
-        Some(b"offloaded") => fsx::read_file(Path::new(OFFLOADED_TEMPLATE), fsx::MAX_JSON, true)
-            .map_err(|e| Error::io("failed to read offloaded template", OFFLOADED_TEMPLATE, e))?,
-        Some(t) => t.to_vec(),
-    };
+    let json = template::from_env(cfg.template_env.as_deref(), Path::new(OFFLOADED_TEMPLATE))?
+        .ok_or_else(|| Error::new("init: ARGO_TEMPLATE is not set"))?;
     // Parse first, so a bad template fails here rather than in every container.
     let tmpl = Template::parse(&json)?;
     let dest = cfg.root.join("template");

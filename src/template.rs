@@ -365,21 +365,31 @@ pub fn read(root: &Path, env_template: Option<&[u8]>, offload_path: &Path) -> Re
     let file = root.join("template");
     match fsx::read_limited(&file, fsx::MAX_JSON, false) {
         Ok(Some(data)) => Ok(data),
-        Ok(None) => match env_template {
-            Some(b"offloaded") => fsx::read_file(offload_path, fsx::MAX_JSON, true).map_err(|e| {
+        Ok(None) => from_env(env_template, offload_path)?.ok_or_else(|| {
+            Error::new(format!(
+                "failed to read template: neither {} nor ARGO_TEMPLATE is available",
+                file.display()
+            ))
+        }),
+        Err(e) => Err(Error::io("failed to read template", file.display(), e)),
+    }
+}
+
+/// The template `ARGO_TEMPLATE` gives: its JSON, or with `offloaded` the file at
+/// `offload_path`; `None` when the variable is unset or empty.
+pub fn from_env(env_template: Option<&[u8]>, offload_path: &Path) -> Result<Option<Vec<u8>>> {
+    match env_template {
+        None | Some(b"") => Ok(None),
+        Some(b"offloaded") => fsx::read_file(offload_path, fsx::MAX_JSON, true)
+            .map(Some)
+            .map_err(|e| {
                 Error::io(
                     "failed to read template: reading",
                     offload_path.display(),
                     e,
                 )
             }),
-            Some(json) => Ok(json.to_vec()),
-            None => Err(Error::new(format!(
-                "failed to read template: neither {} nor ARGO_TEMPLATE is available",
-                file.display()
-            ))),
-        },
-        Err(e) => Err(Error::io("failed to read template", file.display(), e)),
+        Some(json) => Ok(Some(json.to_vec())),
     }
 }
 

@@ -220,6 +220,8 @@ fn walk(base: &Path, dir: &Path, norm: &Norm, obs: &mut Obs) {
             }
         } else if ft.is_fifo() {
             obs.insert(key, format!("fifo {}", mode_of(&m)));
+        } else if ft.is_socket() {
+            obs.insert(key, format!("socket {}", mode_of(&m)));
         } else {
             obs.insert(key, format!("other {}", mode_of(&m)));
         }
@@ -466,6 +468,19 @@ fn run_one(bin: &Path, sc: &Scenario, folder: &Path) -> (Obs, String) {
         fs::write(&p, b).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
     }
+    for rel in &sc.sockets {
+        let p = folder.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        // Bound, then closed: the socket file stays.
+        drop(std::os::unix::net::UnixListener::bind(&p).unwrap());
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut busy = sc.busy.map(|rel| {
+        fs::OpenOptions::new()
+            .append(true)
+            .open(folder.join(rel))
+            .unwrap()
+    });
     let mut target = sc.kill_target.then(|| {
         Command::new("sleep")
             .arg("30")
@@ -592,6 +607,12 @@ fn run_one(bin: &Path, sc: &Scenario, folder: &Path) -> (Obs, String) {
                 let tmp = folder.join("work/.step-tmp");
                 fs::write(&tmp, body).is_ok() && fs::rename(&tmp, &p).is_ok()
             }
+            Step::Mkdir(rel) => {
+                let p = folder.join(sub(rel, &f, None));
+                fs::create_dir(&p).is_ok()
+                    && fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).is_ok()
+            }
+            Step::CloseBusy => busy.take().is_some(),
             Step::Signal(n) => {
                 // SAFETY: kill has no memory preconditions; the pid is our own running child.
                 unsafe { libc::kill(child.id() as i32, *n) == 0 }

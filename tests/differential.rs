@@ -440,11 +440,14 @@ fn run_one(bin: &Path, sc: &Scenario, folder: &Path) -> (Obs, String) {
     let global = sc
         .global
         .then(|| GLOBAL.lock().unwrap_or_else(|e| e.into_inner()));
-    if global.is_some() {
-        for p in argo_arg_files() {
-            let _ = fs::remove_file(p);
-        }
-    }
+    // Files another test on the machine may have left: not ours to observe or remove.
+    let before: Vec<(PathBuf, Option<std::time::SystemTime>)> = argo_arg_files()
+        .into_iter()
+        .map(|p| {
+            let m = fs::metadata(&p).and_then(|m| m.modified()).ok();
+            (p, m)
+        })
+        .collect();
     let mut made_argo = false;
     if let Some(t) = &sc.offloaded {
         if !Path::new("/argo").exists() {
@@ -655,7 +658,10 @@ fn run_one(bin: &Path, sc: &Scenario, folder: &Path) -> (Obs, String) {
     walk(folder, folder, &norm, &mut obs);
     if global.is_some() {
         for p in argo_arg_files() {
-            let m = fs::metadata(&p).unwrap();
+            let Ok(m) = fs::metadata(&p) else { continue };
+            if before.contains(&(p.clone(), m.modified().ok())) {
+                continue;
+            }
             let b = fs::read(&p).unwrap_or_default();
             obs.insert(
                 format!("tmp {}", p.display()),

@@ -587,6 +587,13 @@ pub fn all() -> Vec<Scenario> {
             .step(Step::Write("root/ctr/a/exitcode", "0"))
             .step(Step::Sleep(300))
             .step(Step::Write("root/ctr/b/exitcode", "1")),
+        waiter("sidecar-capture-file-trouble")
+            .name_ctr("sc")
+            .tpl(r#"{"sidecars":[{"name":"sc"}]}"#)
+            .file("root/ctr/sc/combined/.keep", "")
+            .step(Step::Sleep(1500))
+            .step(Step::Write("root/ctr/main/exitcode", "0"))
+            .pending("sidecar trouble as warning"),
         sh("non-main-saves-no-outputs", "echo v > $W/p.txt; mkdir $W/a; fix $W/a")
             .name_ctr("other")
             .tpl(r#"{"outputs":{"parameters":[{"name":"p","valueFrom":{"path":"$W/p.txt"}}],"artifacts":[{"name":"a","path":"$W/a"}]}}"#),

@@ -850,6 +850,29 @@ fn judge(sc: &Scenario, ours: &Path, up: &Path, base: &Path, checks: &[Check]) -
     if let Some(why) = sc.skip {
         return format!("SKIP {}: {why}", sc.name);
     }
+    if sc.offloaded.is_some() {
+        // A fixed path outside the scenario's folder: never touch one that is not ours.
+        let p = Path::new("/argo/config/ARGO_TEMPLATE");
+        if p.exists() {
+            return format!(
+                "SKIP {}: {} exists, not made by this suite",
+                sc.name,
+                p.display()
+            );
+        }
+        let made = !Path::new("/argo").exists();
+        let writable = fs::create_dir_all("/argo/config").is_ok() && fs::write(p, "{}").is_ok();
+        let _ = fs::remove_file(p);
+        if made {
+            let _ = fs::remove_dir_all("/argo");
+        }
+        if !writable {
+            return format!(
+                "SKIP {}: /argo/config is not writable here (needs root)",
+                sc.name
+            );
+        }
+    }
     let (o, o_err) = run_one(ours, sc, &base.join(format!("{}.ours", sc.name)));
     let (u, u_err) = run_one(up, sc, &base.join(format!("{}.upstream", sc.name)));
     let mut keys: Vec<&String> = o.keys().chain(u.keys()).collect();

@@ -4,8 +4,9 @@
 //! each lands (`outputs/parameters/<path>`, `outputs/artifacts/<path>.tgz`, joined and cleaned
 //! lexically exactly as the wait container computes it), which are skipped (on a volume mount,
 //! or missing) and which are refused (a destination outside `outputs`, a folder as a parameter).
-//! Every file appears complete or not at all (temporary file + rename), mode 0644: the wait
-//! container may run as another user and only needs to read it, nobody else should write it.
+//! Every file appears complete or not at all (temporary file + rename), mode 0666 as upstream's
+//! (`os.Create` under umask 0): a pod can see the mode, and in a 0777 shared folder a narrower
+//! one would protect nothing.
 //! Nothing is written outside `ROOT/outputs`: the cleaned destination has no `..` left, and a
 //! folder on the way that is not a real folder (say a symlink planted by a neighbour container in the
 //! shared root) is refused rather than followed.
@@ -24,7 +25,7 @@ use crate::paths::{clean_go, is_within};
 use crate::template::{Artifact, Template, VolumeMount};
 
 /// Mode of each saved file; see the module comment.
-const FILE_MODE: u32 = 0o644;
+const FILE_MODE: u32 = 0o666;
 /// Mode of the folders created for them (SPEC: parents 0755, as upstream).
 const DIR_MODE: u32 = 0o755;
 
@@ -522,7 +523,7 @@ mod tests {
         assert!(fs::read(&dst).unwrap() == data);
         assert_eq!(
             fs::metadata(&dst).unwrap().permissions().mode() & 0o7777,
-            0o644
+            0o666
         );
         let dir_mode = fs::metadata(dst.parent().unwrap())
             .unwrap()
@@ -665,7 +666,7 @@ mod tests {
         assert_eq!(names, ["art", "art/f"]);
         assert_eq!(
             fs::metadata(&tgz).unwrap().permissions().mode() & 0o7777,
-            0o644
+            0o666
         );
         fs::remove_dir_all(&base).unwrap();
     }

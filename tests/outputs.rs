@@ -403,7 +403,7 @@ fn upstream_artifact() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let tgz = r.path(&artifact_rel(&art));
     assert!(fs::metadata(&tgz).unwrap().len() > 0);
-    assert_eq!(mode(&tgz), 0o644);
+    assert_eq!(mode(&tgz), 0o666);
     let into = r.path("x");
     gnu_extract(&tgz, &into);
     assert_eq!(fs::read(into.join("artifact")).unwrap(), b"hello\n");
@@ -456,7 +456,7 @@ fn upstream_parameter() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let rel = parameter_rel(&p);
     assert_eq!(r.read_bytes(&rel), b"hello\n");
-    assert_eq!(mode(&r.path(&rel)), 0o644);
+    assert_eq!(mode(&r.path(&rel)), 0o666);
 }
 
 #[test]
@@ -838,7 +838,7 @@ fn binary_parameters_are_exact() {
     let want = fs::read(&sparse).unwrap();
     assert_eq!(got.len(), 10_000_000);
     assert!(got == want, "sparse parameter differs");
-    assert_eq!(mode(&r.path(&parameter_rel(&sparse))), 0o644);
+    assert_eq!(mode(&r.path(&parameter_rel(&sparse))), 0o666);
 }
 
 #[test]

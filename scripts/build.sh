@@ -43,9 +43,9 @@ done
 # The toolchain pinned by rust-toolchain.toml, with the components and targets it names
 # (rust-src for the shipped build, both musl targets): installed when missing, a no-op when
 # present. rustup 1.28+ installs it with a bare `toolchain install`; older ones on first use
-# (`rustup show`).
+# (`rustup show`). Never a self-update: building must not replace the machine's rustup.
 if command -v rustup >/dev/null 2>&1; then
-    rustup toolchain install >&2 2>/dev/null || rustup show active-toolchain >&2
+    rustup toolchain install --no-self-update >&2 2>/dev/null || rustup show active-toolchain >&2
     rustup target list --installed | grep -qx "$target" || rustup target add "$target" >&2
 fi
 

@@ -17,7 +17,7 @@ pub const MAX_ARG_LEN: usize = 131_072;
 pub fn append_from_file(args: &mut Vec<OsString>, file: &Path) -> Result<()> {
     log::info(
         "Reading container args from file",
-        &[("file", &file.to_string_lossy())],
+        &[("argsFile", &file.to_string_lossy())],
     );
     // A ConfigMap's file: a link is expected, a FIFO or a huge file is not.
     let data = fsx::read_file(file, fsx::MAX_JSON, true)
@@ -60,9 +60,11 @@ pub fn offload_large(args: &mut [OsString], dir: &Path) -> Result<()> {
             .map_err(|e| Error::io("failed to offload large argument to", path.display(), e))?;
         log::info(
             "Offloaded large argument to file. Downstream program must support @filename syntax",
+            // Upstream's keys.
             &[
-                ("index", &idx.to_string()),
-                ("file", &path.to_string_lossy()),
+                ("argIndex", &idx.to_string()),
+                ("size", &arg.len().to_string()),
+                ("filePath", &path.to_string_lossy()),
             ],
         );
         let mut replaced = b"@".to_vec();

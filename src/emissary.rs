@@ -108,7 +108,7 @@ fn with_template(
     Ok(code)
 }
 
-fn prepare_dir(cfg: &Config) -> Result<std::path::PathBuf> {
+pub(crate) fn prepare_dir(cfg: &Config) -> Result<std::path::PathBuf> {
     // SAFETY: umask only changes this process's file creation mask, and cannot fail.
     unsafe { libc::umask(0) };
     // The root is ours (the volume's mount point); below it, one level at a time, so a link
@@ -139,7 +139,7 @@ fn real_dir(d: &Path) -> Result<()> {
     }
 }
 
-fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::PathBuf> {
+pub(crate) fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::PathBuf> {
     let path_var = std::env::var_os("PATH");
     let name = cmd.to_string_lossy();
     let whose = format!(
@@ -160,7 +160,7 @@ fn resolve(cfg: &Config, tmpl: &Template, cmd: &OsString) -> Result<std::path::P
 
 /// Runs the attempts of the retry strategy; returns the last exit code and whether the capture
 /// was complete across all of them.
-fn attempts(
+pub(crate) fn attempts(
     cfg: &Config,
     tmpl: &Template,
     sup: &mut Supervisor,
@@ -219,10 +219,12 @@ fn attempts(
             }
         };
         let outcome = sup.attempt(pid, capture, &mut sigfile, sidecar.as_mut());
-        log::info(
-            "sub-process exited",
-            &[("exitCode", &outcome.code.to_string())],
-        );
+        // Upstream's key and text: the Go error of the wait, `<nil>` for success.
+        let status = match outcome.code {
+            0 => "<nil>".to_string(),
+            c => format!("exit status {c}"),
+        };
+        log::info("sub-process exited", &[("error", &status)]);
         if captured.is_ok() {
             captured = outcome.capture;
         }
@@ -242,7 +244,7 @@ fn attempts(
 
 /// Step 12: reports a failure, writes `exitcode` last and returns the same code.
 pub fn finish(cfg: &Config, result: Result<i32>) -> i32 {
-    let mut code = match result {
+    let code = match result {
         Ok(code) => {
             if code != 0 {
                 // As upstream's command line does for a failed child.
@@ -257,6 +259,11 @@ pub fn finish(cfg: &Config, result: Result<i32>) -> i32 {
             e.code
         }
     };
+    write_exitcode(cfg, code)
+}
+
+/// Writes `ctr/C/exitcode` (temporary file + rename); returns `code`, or 64 when it could not.
+pub(crate) fn write_exitcode(cfg: &Config, code: i32) -> i32 {
     let file = cfg.own_dir().join("exitcode");
     let [ctr, own] = ctr_dirs(cfg);
     let written = real_dir(&ctr).and_then(|()| real_dir(&own)).and_then(|()| {
@@ -266,7 +273,7 @@ pub fn finish(cfg: &Config, result: Result<i32>) -> i32 {
     if let Err(e) = written {
         let msg = format!("failed to write exit code to {}: {e}", file.display());
         report(cfg, &msg);
-        code = crate::error::EXIT_FAILURE;
+        return crate::error::EXIT_FAILURE;
     }
     code
 }

@@ -30,6 +30,7 @@ mod lookup;
 mod outputs;
 mod paths;
 mod pause;
+mod plugin_sidecar;
 mod pool;
 mod pty;
 mod retry;
@@ -38,13 +39,13 @@ mod signals;
 mod spawn;
 mod supervise;
 mod template;
+mod upstream;
 mod watch;
 
 use std::ffi::{OsStr, OsString};
 
 use cli::Command;
 use config::Config;
-use error::Error;
 
 #[cfg(not(test))]
 #[no_mangle]
@@ -68,37 +69,105 @@ extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc:
 #[cfg_attr(test, allow(dead_code))]
 fn dispatch(argv: &[OsString], mask: signals::SigSet) -> i32 {
     let cfg = Config::from_env();
-    let code = match cli::parse(argv.iter().skip(1).cloned().collect()) {
+    let argv0 = argv
+        .first()
+        .map_or(OsStr::new("argoexec"), |a| a.as_os_str());
+    match cli::parse(argv.iter().skip(1).cloned().collect()) {
         Ok(Command::Emissary(logging, user_argv)) => {
-            log::configure(logging.level, logging.json);
+            start_logging(&cfg, logging, "emissary");
             emissary::run(&cfg, mask, user_argv)
         }
-        Ok(Command::Kill(sig, pid)) => report(kill::run(&sig, &pid)),
-        Ok(Command::Init(logging)) => {
-            log::configure(logging.level, logging.json);
-            match &cfg.upstream {
-                Some(_) => delegate(&cfg, argv, mask),
-                None => report(init::run(
-                    &cfg,
-                    argv.first()
-                        .map_or(OsStr::new("argoexec"), |a| a.as_os_str()),
-                )),
-            }
+        Ok(Command::PluginSidecar(logging, user_argv)) => {
+            start_logging(&cfg, logging, "artifact-plugin-sidecar");
+            plugin_sidecar::run(&cfg, mask, user_argv)
         }
-        Ok(Command::Version) => {
-            // `argoexec 0.1.0 x86_64-unknown-linux-musl commit 0123abcd`, made by build.rs.
-            log::write_stdout(concat!(env!("ARGOEXEC_VERSION_LINE"), "\n").as_bytes());
+        Ok(Command::Kill(sig, pid)) => report(kill::run(&sig, &pid)),
+        Ok(Command::Init(parsed)) => init(&cfg, argv, argv0, parsed, &mask),
+        Ok(Command::Version { short }) => {
+            if short {
+                // Upstream's shape: `argoexec: v4.1.2`.
+                log::write_stdout(
+                    concat!("argoexec: ", env!("CARGO_PKG_VERSION"), "\n").as_bytes(),
+                );
+            } else {
+                // `argoexec 0.1.0 x86_64-unknown-linux-musl commit 0123abcd`, made by build.rs.
+                log::write_stdout(concat!(env!("ARGOEXEC_VERSION_LINE"), "\n").as_bytes());
+            }
             0
         }
         Ok(Command::Help) => {
             log::write_stdout(cli::USAGE.as_bytes());
             0
         }
-        Ok(Command::Delegate) => delegate(&cfg, argv, mask),
-        Err(e) if argv.get(1).is_some_and(|a| a == "emissary") => emissary::usage_failure(&cfg, e),
+        Ok(Command::Delegate) => report(Err(upstream::delegate(&cfg, argv, &mask))),
+        Err(e) if wraps_a_command(argv) => emissary::usage_failure(&cfg, e),
         Err(e) => report(Err(e)),
-    };
-    code
+    }
+}
+
+/// Whether `argv` runs `emissary` or `artifact-plugin-sidecar`, whose usage errors still write
+/// `exitcode` (SPEC section 8).
+#[cfg_attr(test, allow(dead_code))]
+fn wraps_a_command(argv: &[OsString]) -> bool {
+    argv.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "emissary" || a == "artifact-plugin-sidecar")
+}
+
+/// Level, format and shape for the run's own lines (the shape from the upstream version
+/// `init` left in the shared folder), then the first line naming both versions.
+#[cfg_attr(test, allow(dead_code))]
+fn start_logging(cfg: &Config, logging: cli::Logging, command: &str) {
+    log::configure(logging.level, logging.json);
+    let version = upstream::read_version(&cfg.root);
+    if let Some(v) = &version {
+        log::set_shape(log::Shape::for_version(v));
+    }
+    log::announce(command, version.as_deref());
+}
+
+/// `init`: handed to upstream's `init` with the same argv when upstream's binary is found
+/// (after leaving what the pod's other containers need from us); the stand-alone init
+/// otherwise.
+#[cfg_attr(test, allow(dead_code))]
+fn init(
+    cfg: &Config,
+    argv: &[OsString],
+    argv0: &OsStr,
+    parsed: error::Result<Option<cli::Logging>>,
+    mask: &signals::SigSet,
+) -> i32 {
+    match upstream::find(cfg, argv0) {
+        Ok(up) => {
+            // Our own few lines follow the flags when they parse; upstream judges them.
+            if let Ok(Some(l)) = &parsed {
+                log::configure(l.level, l.json);
+            }
+            let version = upstream::version_of(&up, mask);
+            if let Some(v) = &version {
+                log::set_shape(log::Shape::for_version(v));
+            }
+            log::announce("init", version.as_deref());
+            if let Err(e) = upstream::prepare_init(cfg, &up, version.as_deref()) {
+                return report(Err(e));
+            }
+            let rest = argv.get(1..).unwrap_or(&[]);
+            report(Err(upstream::exec(&up, argv0, rest, mask, "init")))
+        }
+        Err(_) => match parsed {
+            Ok(Some(l)) => {
+                log::configure(l.level, l.json);
+                log::announce("init", None);
+                report(init::run(cfg, argv0))
+            }
+            Ok(None) => {
+                log::write_stdout(cli::USAGE.as_bytes());
+                0
+            }
+            Err(e) => report(Err(e)),
+        },
+    }
 }
 
 /// Builds the argument vector from C's `argv`.
@@ -138,35 +207,6 @@ fn fill_standard_fds() {
             return;
         }
     }
-}
-
-/// Execs the upstream executor named by `ARGOEXEC_UPSTREAM` with the very same argv.
-fn delegate(cfg: &Config, argv: &[OsString], mask: signals::SigSet) -> i32 {
-    let sub = argv
-        .get(1)
-        .map_or_else(String::new, |a| a.to_string_lossy().into_owned());
-    let Some(upstream) = &cfg.upstream else {
-        return report(Err(Error::new(format!(
-            "subcommand \"{sub}\" is run by the upstream executor, but ARGOEXEC_UPSTREAM is not set"
-        ))));
-    };
-    // The upstream binary must start with the signal mask we were given, not ours.
-    if let Err(e) = signals::set_mask(&mask) {
-        return report(Err(Error::new(format!(
-            "failed to restore signal mask: {e}"
-        ))));
-    }
-    let argv0 = argv.first().map_or(upstream.as_os_str(), |a| a.as_os_str());
-    let exec = match spawn::Exec::new(upstream, argv0, argv.get(1..).unwrap_or(&[])) {
-        Ok(x) => x,
-        Err(e) => return report(Err(e)),
-    };
-    exec.exec();
-    let e = std::io::Error::last_os_error();
-    report(Err(Error::new(format!(
-        "failed to exec upstream executor {} for \"{sub}\": {e}",
-        upstream.display()
-    ))))
 }
 
 /// Prints `Error: <reason>` for a failed subcommand and gives its exit code.

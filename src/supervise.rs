@@ -41,6 +41,8 @@ pub struct Supervisor {
     no_watch: bool,
     /// The first termination signal (TERM, INT, HUP, QUIT) received, if any.
     pub terminated: Option<i32>,
+    /// Signals received but not forwarded to the child (an artifact plugin sidecar's SIGTERM).
+    pub not_forwarded: &'static [i32],
 }
 
 /// A wait ended by a termination signal.
@@ -76,6 +78,7 @@ impl Supervisor {
             watch: None,
             no_watch: false,
             terminated: None,
+            not_forwarded: &[],
         })
     }
 
@@ -256,6 +259,10 @@ impl Supervisor {
     fn forward(&self, pid: i32, got: &[Received], capture: Option<&Capture>) {
         for s in got {
             if s.signo == libc::SIGCHLD || s.is_own_sigpipe() {
+                continue;
+            }
+            if self.not_forwarded.contains(&s.signo) {
+                log::debug("ignore signal", &[("signal", &signals::name(s.signo))]);
                 continue;
             }
             if s.signo == libc::SIGWINCH {

@@ -597,7 +597,7 @@ fn compression_levels() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
-        err.contains("level=warning") && err.contains("compression level out of range"),
+        err.contains("level=WARN") && err.contains("compression level out of range"),
         "{err}"
     );
     let get = |name: &str| {
@@ -962,7 +962,7 @@ fn missing_outputs_warn_and_keep_the_child_code() {
             .lines()
             .find(|l| l.contains(&format!("cannot save {what}")))
             .unwrap_or_else(|| panic!("no warning for the {what}: {err}"));
-        assert!(line.contains("level=warning"), "{line}");
+        assert!(line.contains("level=WARN"), "{line}");
         assert!(line.contains(s(path)), "names the source path: {line}");
         assert!(!line.contains("outputs/"), "not the destination: {line}");
     }
@@ -1083,7 +1083,7 @@ fn socket_inside_artifact_is_skipped_with_a_warning() {
         .find(|l| l.contains("socket"))
         .unwrap_or_else(|| panic!("no warning: {err}"));
     assert!(
-        line.contains("level=warning") && line.contains(s(&sock)),
+        line.contains("level=WARN") && line.contains(s(&sock)),
         "{line}"
     );
     assert_eq!(

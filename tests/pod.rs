@@ -399,7 +399,7 @@ fn retries_zero_negative_or_unparsable_run_once_with_a_warning() {
         assert_eq!(stamps(&st).len(), 1, "retries {retries}: one attempt");
         assert_eq!(count(&e, "capturing logs"), 1, "retries {retries}");
         assert!(
-            e.contains("level=warning") || e.contains("level=warn"),
+            e.contains("level=WARN"),
             "retries {retries}: a warning: {e}"
         );
         assert!(e.contains("retries"), "retries {retries}: {e}");
@@ -449,7 +449,9 @@ fn retries_sigterm_during_the_pause_stops_retrying() {
     let st = r.path("stamps");
     let b = bg(&r, em(&r, "main", &failing_script(&st)));
     // The first attempt is over once its exit is logged; the emissary then pauses 20 s.
-    assert!(wait_until(TEN_S, || b.stderr_now().contains("exitCode=7")));
+    assert!(wait_until(TEN_S, || b
+        .stderr_now()
+        .contains("error=\"exit status 7\"")));
     std::thread::sleep(Duration::from_millis(200));
     let t0 = Instant::now();
     b.signal(libc::SIGTERM);

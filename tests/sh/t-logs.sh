@@ -48,7 +48,7 @@ case_text_lines() {
     rc=$?
     assert_eq 0 "$rc" "exit code"
     assert_true "a 'capturing logs' line in text format" \
-        grep -Eq '^time="[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z" level=info msg="capturing logs" argo=true' "$d/err"
+        grep -Eq '^time=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z level=INFO msg="capturing logs" argo=true' "$d/err"
     bad=$(grep -v 'argo=true' "$d/err")
     assert_eq "" "$bad" "stderr lines without argo=true"
 }
@@ -60,7 +60,7 @@ case_loglevel_error() {
     rc=$?
     assert_eq 0 "$rc" "exit code"
     assert_not_contains "$(cat "$d/err")" "capturing logs" "stderr at --loglevel error"
-    assert_not_contains "$(cat "$d/err")" "level=info" "stderr at --loglevel error"
+    assert_not_contains "$(cat "$d/err")" "level=INFO" "stderr at --loglevel error"
     assert_file_eq "$ROOT/ctr/main/stdout" "hello" "ctr/main/stdout"
 }
 

@@ -637,20 +637,10 @@ case_initless_failed() {
     assert_not_contains "$(ctr_log main)" "must-not-run" "the command did not run"
 }
 
-# have_upstream_beside: does the image's binary look for upstream's as `argoexec-upstream`
-# beside itself when ARGOEXEC_UPSTREAM is unset (SPEC section 1)? Older builds do not.
-have_upstream_beside() {
-    local d
-    d=$(mktemp -d "$CT_STATE/beside.XXXXXX") || return 1
-    cp "$BIN" "$d/argoexec" && printf '#!/bin/sh\necho beside\n' >"$d/argoexec-upstream" && chmod 0755 "$d/argoexec-upstream"
-    [[ $(env -u ARGOEXEC_UPSTREAM "$d/argoexec" wait 2>/dev/null) == beside ]]
-}
-
 # In a user container of an init-less pod (no ARGOEXEC_UPSTREAM there), a subcommand we hand
 # over reaches upstream's binary at /argo-bin/bin/argoexec-upstream with the same argv.
 case_initless_upstream_beside() {
     need_podman
-    have_upstream_beside || skip "this build does not look for argoexec-upstream beside itself (SPEC section 1; branch cli)"
     local out
     out=$(pm run --rm --pull=never --network none --user "$MAIN_USER" \
         --mount "type=image,source=$OVER_IMAGE,destination=/argo-bin" \
@@ -674,21 +664,11 @@ plugin_pod_init() {
     INIT_RC=$?
 }
 
-# have_plugin_sidecar: is artifact-plugin-sidecar ours (SPEC section 1)? Older builds hand it
-# over.
-have_plugin_sidecar() {
-    local d
-    d=$(mktemp -d "$CT_STATE/sidecar.XXXXXX") || return 1
-    env -u ARGOEXEC_UPSTREAM ARGOEXEC_VAR_RUN_ARGO="$d" ARGOEXEC_TERMINATION_LOG="$d/tlog" \
-        ARGO_CONTAINER_NAME=artifact-plugin-x "$BIN" artifact-plugin-sidecar -- true >/dev/null 2>&1
-}
-
 # Plugin init: init (executor image) makes upstream's binary reachable in the shared folder;
 # the plugin's init container (the plugin's image, no ARGOEXEC_UPSTREAM) runs
 # /var/run/argo/argoexec artifact-plugin-init, handed to it with the same argv.
 case_plugin_init() {
     need_podman
-    have_upstream_beside || skip "this build does not look for argoexec-upstream beside itself (SPEC section 1; branch cli)"
     pod_new plugin-init || return
     plugin_pod_init
     assert_eq 0 "$INIT_RC" "init exit code ($INIT_LOG)" || return
@@ -708,7 +688,6 @@ case_plugin_init() {
 # exitcode file.
 case_plugin_sidecar() {
     need_podman
-    have_plugin_sidecar || skip "artifact-plugin-sidecar is not ours in this build (SPEC section 1; branch cli)"
     pod_new plugin-sidecar || return
     plugin_pod_init
     assert_eq 0 "$INIT_RC" "init exit code ($INIT_LOG)" || return

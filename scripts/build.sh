@@ -4,7 +4,8 @@
 #   scripts/build.sh            the stable build (the development default; static, not
 #                               position-independent, no unwind tables: .cargo/config.toml):
 #                               target/x86_64-unknown-linux-musl/release/argoexec
-#   scripts/build.sh --shipped  the shipped build, smallest: nightly, std rebuilt with
+#   scripts/build.sh --shipped  the shipped build, smallest: std rebuilt (-Zbuild-std, on the
+#                               pinned toolchain with RUSTC_BOOTSTRAP=1) with
 #                               panics as an immediate abort (no formatting or backtrace
 #                               machinery), no unwind tables, not position-independent,
 #                               linked by rust-lld with identical code folding:
@@ -39,22 +40,26 @@ while (($#)); do
     shift
 done
 
+# The toolchain pinned by rust-toolchain.toml, with the components and targets it names
+# (rust-src for the shipped build, both musl targets): installed when missing, a no-op when
+# present. rustup 1.28+ installs it with a bare `toolchain install`; older ones on first use
+# (`rustup show`). Never a self-update: building must not replace the machine's rustup.
+if command -v rustup >/dev/null 2>&1; then
+    rustup toolchain install --no-self-update >&2 2>/dev/null || rustup show active-toolchain >&2
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target" >&2
+fi
+
 if ((shipped)); then
-    toolchain=nightly
-    if ! rustup toolchain list | grep -q '^nightly'; then
-        rustup toolchain install nightly --profile minimal >&2
-    fi
-    rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
-        rustup component add rust-src --toolchain nightly >&2
-    rustup target list --toolchain nightly --installed | grep -qx "$target" ||
-        rustup target add "$target" --toolchain nightly >&2
-    # rust-lld links it (.cargo/config.toml names it), folding identical functions.
-    RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Crelocation-model=static -Cforce-unwind-tables=no -Clink-arg=--icf=all" \
-        cargo +nightly build --release --target "$target" \
+    # -Z flags on the pinned stable compiler: RUSTC_BOOTSTRAP=1 allows them (nightly's
+    # aarch64 musl std cannot always be had; the pinned toolchain's always can, and a pinned
+    # compiler gives the same binary on every machine). rust-lld links it
+    # (.cargo/config.toml names it), folding identical functions.
+    RUSTC_BOOTSTRAP=1 \
+        RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Crelocation-model=static -Cforce-unwind-tables=no -Clink-arg=--icf=all" \
+        cargo build --release --target "$target" \
         -Z build-std=std,panic_abort --target-dir target/shipped >&2
     bin=target/shipped/$target/release/argoexec
 else
-    rustup target list --installed | grep -qx "$target" || rustup target add "$target" >&2
     cargo build --release --target "$target" >&2
     bin=target/$target/release/argoexec
 fi

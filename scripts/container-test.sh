@@ -9,7 +9,21 @@
 #     main (busybox image, user 1000:1000, read-only root, /tmp a tmpfs) runs
 #     `/var/run/argo/argoexec emissary -- CMD` as its PID 1; sidecars likewise, as root;
 #   - the wait container's part is played from the host, through the volume's mount point
-#     (`podman volume inspect`): exitcode, stdout, outputs/.
+#     (`podman volume inspect`): exitcode, stdout, outputs/;
+#   - the executor image over upstream's (scripts/Containerfile.over-upstream, both targets: root
+#     and -nonroot) built over a stand-in for upstream's image: busybox, and as /bin/argoexec a
+#     shell script that records its argv (in the log and in ROOT/upstream-calls), answers
+#     `version --short` as upstream's (v4.1.2), and plays the
+#     parts of upstream's init (copies the `argoexec` on its PATH into the shared folder, writes
+#     the template) and of the init-less supervisor (template, an input artifact, READY);
+#   - an init-less pod (SPEC section 7): that image mounted at /argo-bin in main
+#     (`--mount type=image`), main running /argo-bin/bin/argoexec emissary with
+#     ARGO_WAIT_FOR_READY=true, the supervisor from the executor image;
+#   - a plugin pod (SPEC section 1): plugin init and plugin sidecar in the plugin's image (busybox)
+#     running /var/run/argo/argoexec artifact-plugin-init|artifact-plugin-sidecar;
+#   - the arm64 image (the aarch64 build, `--platform linux/arm64`) and one manifest list for
+#     both architectures, the arm64 binary run in its container under qemu-user (see
+#     case_multiarch for how).
 #
 # The image's binary is the shipped build (scripts/build.sh --shipped, the product) when this
 # machine can make it, else the stable build (scripts/build.sh); ARGOEXEC_IMAGE_BUILD=stable or
@@ -20,7 +34,8 @@
 # every pod, container, volume and image is removed by name at the end, then that folder.
 # When podman itself cannot run a container here, every case is skipped with podman's reason.
 #
-# Usage: scripts/container-test.sh   (last line `N passed, N failed`)
+# Usage: scripts/container-test.sh   (last line `N passed, N failed`; CT_CASES=REGEX: only the
+# cases whose function name matches)
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../tests/sh/lib.sh"
 
@@ -31,6 +46,13 @@ IMAGE=localhost/$CT_NAME-argoexec:test
 BUSYBOX_IMAGE=localhost/$CT_NAME-busybox:test
 UPSTREAM_IMAGE=localhost/$CT_NAME-upstream:test # a stand-in for upstream's executor image
 OVER_IMAGE=localhost/$CT_NAME-over-upstream:test
+OVER_NONROOT_IMAGE=localhost/$CT_NAME-over-upstream:test-nonroot
+IMAGE_ARM64=localhost/$CT_NAME-argoexec:test-arm64
+UPSTREAM_ARM64_IMAGE=localhost/$CT_NAME-upstream:test-arm64
+OVER_ARM64_IMAGE=localhost/$CT_NAME-over-upstream:test-arm64
+MANIFEST=localhost/$CT_NAME-argoexec:test-multiarch
+OVER_MANIFEST=localhost/$CT_NAME-over-upstream:test-multiarch
+ARM64_TRIPLE=aarch64-unknown-linux-musl
 CT_PODS=()
 CT_STATE=
 PODMAN_SKIP=
@@ -84,11 +106,13 @@ cleanup_all() {
     {
         for p in "${CT_PODS[@]}"; do
             pm pod rm -f -t 0 "$p"
-            pm volume rm -f "$p-var-run-argo" "$p-staging"
+            pm volume rm -f "$p-var-run-argo" "$p-staging" "$p-inputs"
         done
         pm rm -f -t 0 "$CT_NAME-image-probe"
+        pm manifest rm "$MANIFEST" "$OVER_MANIFEST"
         pause=$(pm images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/podman-pause:')
-        pm rmi -f "$OVER_IMAGE" "$UPSTREAM_IMAGE" "$IMAGE" "$BUSYBOX_IMAGE" $pause
+        pm rmi -f "$OVER_ARM64_IMAGE" "$UPSTREAM_ARM64_IMAGE" "$IMAGE_ARM64" \
+            "$OVER_NONROOT_IMAGE" "$OVER_IMAGE" "$UPSTREAM_IMAGE" "$IMAGE" "$BUSYBOX_IMAGE" $pause
     } >/dev/null 2>&1
     # Nothing should be mounted below it any more; if something is, do not delete through it.
     while read -r _ m _; do
@@ -146,6 +170,117 @@ build_images() {
     }
 }
 
+# build_upstream_images: the stand-in for upstream's executor image (see the header) and the
+# executor image over it from scripts/Containerfile.over-upstream, both targets.
+build_upstream_images() {
+    local ctx=$CT_STATE/upstream-ctx t
+    cp -a "$CT_STATE/busybox-ctx" "$ctx" || return 1
+    cat >"$ctx/bin/argoexec" <<'EOF_STANDIN'
+#!/bin/sh
+# Stand-in for upstream's argoexec (scripts/container-test.sh): says and records its argv, and
+# plays the parts of upstream's init and init-less supervisor that the pods of the test need.
+if [ "$1 $2" = "version --short" ]; then
+    echo "argoexec: v4.1.2" # as upstream's
+    exit 0
+fi
+echo "upstream argoexec: $*"
+R=/var/run/argo
+if [ -d "$R" ] && [ -w "$R" ]; then
+    echo "${ARGO_CONTAINER_NAME:-?}: $*" >>"$R/upstream-calls"
+fi
+case $1 in
+init)
+    # Upstream's init: the argoexec on its PATH (ours) into the shared folder, the template.
+    [ -d "$R" ] || exit 0
+    cp "$(command -v argoexec)" "$R/.argoexec.tmp" && chmod 0555 "$R/.argoexec.tmp" &&
+        mv "$R/.argoexec.tmp" "$R/argoexec" || exit 1
+    printf '%s' "$ARGO_TEMPLATE" >"$R/template" || exit 1
+    ;;
+supervisor)
+    # Upstream's init-less supervisor: template, an input artifact, READY, then main's end.
+    printf '%s' "$ARGO_TEMPLATE" >"$R/template" || exit 1
+    echo RUNNING >"$R/status"
+    printf 'input bytes\n' >/argo/inputs/artifacts/in-art || exit 1
+    echo READY >"$R/status.tmp" && mv "$R/status.tmp" "$R/status" || exit 1
+    n=0
+    while [ ! -e "$R/ctr/main/exitcode" ]; do
+        n=$((n + 1))
+        [ "$n" -lt 600 ] || exit 1
+        sleep 0.05
+    done
+    ;;
+esac
+exit 0
+EOF_STANDIN
+    chmod 0755 "$ctx/bin/argoexec"
+    printf 'FROM scratch\nCOPY bin/ /bin/\nENTRYPOINT ["argoexec"]\n' >"$ctx/Containerfile"
+    pm build -q --pull=never -t "$UPSTREAM_IMAGE" -f "$ctx/Containerfile" "$ctx" >"$CT_STATE/upstream.log" 2>&1 || {
+        cat "$CT_STATE/upstream.log" >&2
+        return 1
+    }
+    for t in argoexec:"$OVER_IMAGE" argoexec-nonroot:"$OVER_NONROOT_IMAGE"; do
+        pm build -q --pull=never --target "${t%%:*}" -t "${t#*:}" \
+            -f "$REPO_ROOT/scripts/Containerfile.over-upstream" \
+            --build-arg UPSTREAM="$UPSTREAM_IMAGE" --build-arg ARGOEXEC="$IMAGE" "$ctx" >"$CT_STATE/over.log" 2>&1 || {
+            cat "$CT_STATE/over.log" >&2
+            return 1
+        }
+    done
+}
+
+# arm64_images: the arm64 binary (the same build as BIN, for aarch64) in our image, and the
+# executor image over a stand-in upstream image, each built for linux/arm64 (COPY only: no
+# emulation needed to build). ARM64_VERSION_LINE is what the binary says. --no-cache: podman
+# 4.3's layer cache ignores --platform, and would hand back the amd64 image built from the same
+# context (the stand-in) under the arm64 tag.
+arm64_images() {
+    local out build=() rel
+    [[ $BIN_BUILD == shipped ]] && build=(--shipped)
+    out=$(cd "$REPO_ROOT" && scripts/build.sh "${build[@]}" --target "$ARM64_TRIPLE" 2>"$CT_STATE/build-arm64.log" | tail -n 1) && [[ -n $out ]] || {
+        tail -n 20 "$CT_STATE/build-arm64.log" >&2
+        return 1
+    }
+    ARM64_BIN=${out% *}
+    ARM64_VERSION_LINE=$("$QEMU" "$ARM64_BIN" version) || return 1
+    pm image exists "$OVER_ARM64_IMAGE" && return 0
+    rel=${ARM64_BIN#"$REPO_ROOT"/}
+    pm build -q --no-cache --pull=never --platform linux/arm64 -t "$IMAGE_ARM64" -f "$REPO_ROOT/Containerfile" \
+        --build-arg BINARY="$rel" --build-arg VERSION="$V_VERSION" \
+        --build-arg TARGET="$ARM64_TRIPLE" --build-arg REVISION="${V_COMMIT:-unknown}" \
+        "$REPO_ROOT" >"$CT_STATE/image-arm64.log" 2>&1 &&
+        pm build -q --no-cache --pull=never --platform linux/arm64 -t "$UPSTREAM_ARM64_IMAGE" \
+            -f "$CT_STATE/upstream-ctx/Containerfile" "$CT_STATE/upstream-ctx" >>"$CT_STATE/image-arm64.log" 2>&1 &&
+        pm build -q --no-cache --pull=never --platform linux/arm64 --target argoexec -t "$OVER_ARM64_IMAGE" \
+            -f "$REPO_ROOT/scripts/Containerfile.over-upstream" --build-arg UPSTREAM="$UPSTREAM_ARM64_IMAGE" \
+            --build-arg ARGOEXEC="$IMAGE_ARM64" "$CT_STATE/upstream-ctx" >>"$CT_STATE/image-arm64.log" 2>&1 || {
+        cat "$CT_STATE/image-arm64.log" >&2
+        return 1
+    }
+}
+
+# arm64_run [podman run options...] -- IMAGE BINARY ARGS...: BINARY of the arm64 IMAGE, run in
+# its own container (--platform linux/arm64). Where binfmt_misc hands aarch64 binaries to qemu
+# (podman's usual way), podman runs it like any image. Where it does not (here binfmt_misc is
+# not even mounted, and registering an interpreter would change the kernel's state for the whole
+# machine, not just this test), the static qemu-aarch64 is bind-mounted into the container and
+# made its entrypoint, so that the image's own arm64 binary still runs inside its container;
+# the commands it starts run natively (x86_64 busybox).
+arm64_run() {
+    local opts=() img bin
+    while [[ $1 != -- ]]; do
+        opts+=("$1")
+        shift
+    done
+    img=$2 bin=$3
+    shift 3
+    if [[ $(head -n 1 /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null) == enabled ]]; then
+        pm run --rm --pull=never --network none --platform linux/arm64 "${opts[@]}" --entrypoint "$bin" "$img" "$@"
+    else
+        pm run --rm --pull=never --network none --platform linux/arm64 "${opts[@]}" \
+            -v "$QEMU:/qemu-aarch64:ro" --entrypoint /qemu-aarch64 "$img" "$bin" "$@"
+    fi
+}
+
 # probe: can podman run a container at all here? Sets PODMAN_SKIP to the reason when not.
 probe() {
     local out
@@ -174,7 +309,7 @@ pod_new() {
 }
 _pod_cleanup() {
     pm pod rm -f -t 0 "$P" >/dev/null 2>&1
-    pm volume rm -f "$P-var-run-argo" "$P-staging" >/dev/null 2>&1
+    pm volume rm -f "$P-var-run-argo" "$P-staging" "$P-inputs" >/dev/null 2>&1
 }
 
 # pod_init TEMPLATE: the init container from our image; status in INIT_RC, log in INIT_LOG.
@@ -262,24 +397,37 @@ case_image() {
     assert_contains "$out" "ARGOEXEC_UPSTREAM" "the reason names ARGOEXEC_UPSTREAM"
 }
 
-# scripts/Containerfile.over-upstream over a stand-in for upstream's image (busybox, and a
-# script as /bin/argoexec that names itself): ours answers version, upstream's gets wait and
-# init (ARGOEXEC_UPSTREAM set by the image) with the same arguments.
+# scripts/Containerfile.over-upstream over a stand-in for upstream's image (see the header):
+# ours answers version, upstream's gets wait and init (ARGOEXEC_UPSTREAM set by the image) with
+# the same arguments; upstream's binary is kept as /bin/argoexec-upstream.
 case_over_upstream() {
     need_podman
-    local ctx=$CT_STATE/upstream-ctx out
-    cp -a "$CT_STATE/busybox-ctx" "$ctx"
-    printf '#!/bin/sh\necho "upstream argoexec:" "$@"\n' >"$ctx/bin/argoexec"
-    chmod 0755 "$ctx/bin/argoexec"
-    printf 'FROM scratch\nCOPY bin/ /bin/\nENTRYPOINT ["argoexec"]\n' >"$ctx/Containerfile"
-    assert_true "stand-in upstream image built" pm build -q --pull=never -t "$UPSTREAM_IMAGE" -f "$ctx/Containerfile" "$ctx" >/dev/null || return
-    out=$(pm build -q --pull=never -t "$OVER_IMAGE" -f "$REPO_ROOT/scripts/Containerfile.over-upstream" \
-        --build-arg UPSTREAM="$UPSTREAM_IMAGE" --build-arg ARGOEXEC="$IMAGE" "$ctx" 2>&1)
-    assert_eq 0 $? "scripts/Containerfile.over-upstream builds ($out)" || return
     assert_eq "$VERSION_LINE" "$(pm run --rm --pull=never --network none "$OVER_IMAGE" version 2>&1)" "version is ours"
     assert_eq "upstream argoexec: wait --loglevel info" "$(pm run --rm --pull=never --network none "$OVER_IMAGE" wait --loglevel info 2>&1)" "wait handed to upstream"
-    assert_eq "upstream argoexec: init --loglevel info" "$(pm run --rm --pull=never --network none -e ARGO_TEMPLATE='{}' "$OVER_IMAGE" init --loglevel info 2>&1)" "init handed to upstream"
-    assert_eq "$(cat "$ctx/bin/argoexec")" "$(pm run --rm --pull=never --network none --entrypoint /bin/busybox "$OVER_IMAGE" cat /bin/argoexec-upstream)" "upstream's binary kept as /bin/argoexec-upstream"
+    # stdout only: ours may log on stderr before handing init over.
+    assert_eq "upstream argoexec: init --loglevel info" "$(pm run --rm --pull=never --network none -e ARGO_TEMPLATE='{}' "$OVER_IMAGE" init --loglevel info 2>/dev/null)" "init handed to upstream"
+    assert_eq "$(cat "$CT_STATE/upstream-ctx/bin/argoexec")" "$(pm run --rm --pull=never --network none --entrypoint /bin/busybox "$OVER_IMAGE" cat /bin/argoexec-upstream)" "upstream's binary kept as /bin/argoexec-upstream"
+    assert_eq "" "$(pm image inspect -f '{{.Config.User}}' "$OVER_IMAGE")" "the root target sets no user (as upstream's argoexec)"
+    assert_eq '[argoexec]' "$(pm image inspect -f '{{.Config.Entrypoint}}' "$OVER_IMAGE")" "entrypoint as upstream's"
+}
+
+# The -nonroot target, as upstream's argoexec-nonroot: USER 8737, both binaries owned by 8737;
+# ours and the hand-over work as that user.
+case_over_upstream_nonroot() {
+    need_podman
+    local img=$OVER_NONROOT_IMAGE
+    assert_eq 8737 "$(pm image inspect -f '{{.Config.User}}' "$img")" "image user"
+    assert_eq 8737 "$(pm run --rm --pull=never --network none --entrypoint /bin/busybox "$img" id -u)" "runs as uid 8737"
+    assert_eq "8737 755 8737 755" "$(pm run --rm --pull=never --network none --entrypoint /bin/busybox "$img" stat -c '%u %a' /bin/argoexec /bin/argoexec-upstream | tr '\n' ' ' | sed 's/ $//')" "binaries owned by 8737, 0755"
+    assert_eq "$VERSION_LINE" "$(pm run --rm --pull=never --network none "$img" version 2>&1)" "version is ours"
+    assert_eq "upstream argoexec: wait --loglevel info" "$(pm run --rm --pull=never --network none "$img" wait --loglevel info 2>&1)" "wait handed to upstream"
+    # The nonroot image's init into a pod's shared folder, as 8737: ours lands there.
+    pod_new nonroot || return
+    pm run --pull=never --pod "$P" --name "$P-init" -v "$P-var-run-argo:/var/run/argo" \
+        -e ARGO_CONTAINER_NAME=init -e ARGO_TEMPLATE='{"name":"nonroot"}' "$img" init --loglevel info >/dev/null 2>&1
+    assert_eq 0 $? "init from the nonroot image"
+    assert_same_bytes "$BIN" "$VRA/argoexec" "ours copied into the shared folder by (stand-in) upstream init"
+    assert_eq 8737 "$(stat -c %u "$VRA/argoexec")" "the copy is owned by 8737"
 }
 
 # A script step: init stages binary, template and script; main (1000:1000, read-only root)
@@ -428,13 +576,204 @@ case_command_not_found() {
     assert_contains "$(cat "$TLOG_DIR/main")" "no-such-tool" "termination message"
 }
 
+# ---------------------------------------------------------------- init-less pods (SPEC 7)
+
+INITLESS_EMISSARY=(/argo-bin/bin/argoexec emissary --loglevel info --log-format text --gloglevel 0 --)
+
+# initless_main_start [podman run options...] -- CMD...: main of an init-less pod: busybox
+# image, 1000:1000, read-only root, the executor image mounted at /argo-bin (the controller's
+# image volume, read-only), the inputs volume, ARGO_WAIT_FOR_READY=true and no ARGO_TEMPLATE
+# (the supervisor writes the template file).
+initless_main_start() {
+    local opts=()
+    while [[ $1 != -- ]]; do
+        opts+=("$1")
+        shift
+    done
+    shift
+    ctr_start main --user "$MAIN_USER" --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,mode=1777 \
+        --mount "type=image,source=$OVER_IMAGE,destination=/argo-bin" \
+        -v "$P-inputs:/argo/inputs/artifacts" -e ARGO_WAIT_FOR_READY=true "${opts[@]}" -- \
+        "${INITLESS_EMISSARY[@]}" "$@"
+}
+
+# An init-less pod: main waits for READY, then reads the template the supervisor wrote, finds
+# its input artifact linked at its path, writes a parameter. The supervisor is the executor
+# image's `argoexec supervisor`, handed by ours to (stand-in) upstream.
+case_initless() {
+    pod_new initless || return
+    pm volume create "$P-inputs" >/dev/null || return
+    local tmpl='{"name":"initless","inputs":{"artifacts":[{"name":"in-art","path":"/tmp/in/data.txt"}]},"outputs":{"parameters":[{"name":"p","valueFrom":{"path":"/tmp/out.txt"}}]},"container":{"image":"busybox"}}'
+    initless_main_start -- sh -c 'cat /tmp/in/data.txt; ls -l /tmp/in/data.txt; printf out >/tmp/out.txt' || return
+    sleep 1
+    assert_eq running "$(pm inspect -f '{{.State.Status}}' "$P-main")" "main waits for the status file"
+    assert_true "no exitcode before READY" test ! -e "$VRA/ctr/main/exitcode"
+    pm run -d --pull=never --pod "$P" --name "$P-supervisor" \
+        -v "$P-var-run-argo:/var/run/argo" -v "$P-inputs:/argo/inputs/artifacts" \
+        -e ARGO_CONTAINER_NAME=supervisor -e ARGO_INITLESS_POD=true -e ARGO_TEMPLATE="$tmpl" \
+        "$OVER_IMAGE" supervisor --loglevel info --log-format text --gloglevel 0 >/dev/null || return
+    ctr_wait main 30
+    assert_eq 0 "$CTR_RC" "main's exit code (podman inspect) ($(ctr_log main | tail -n 3))"
+    assert_file_eq "$VRA/ctr/main/exitcode" 0 "exitcode file"
+    assert_true "main read its input artifact" stdout_has "input bytes"
+    assert_true "the input is a link to /argo/inputs/artifacts/in-art" stdout_has "/tmp/in/data.txt -> /argo/inputs/artifacts/in-art"
+    assert_file_eq "$VRA/outputs/parameters/tmp/out.txt" out "output parameter"
+    ctr_wait supervisor 20
+    assert_eq 0 "$CTR_RC" "supervisor's exit code"
+    assert_contains "$(ctr_log supervisor)" "upstream argoexec: supervisor --loglevel info --log-format text --gloglevel 0" "supervisor handed to upstream, argv unchanged"
+}
+
+# FAILED in the status file: main exits 65 with the reason, never runs its command.
+case_initless_failed() {
+    pod_new initless-failed || return
+    pm volume create "$P-inputs" >/dev/null || return
+    initless_main_start -- sh -c 'echo must-not-run' || return
+    sleep 0.5
+    printf 'FAILED\ninput artifact download failed\n' >"$VRA/status.tmp" && mv "$VRA/status.tmp" "$VRA/status"
+    ctr_wait main 30
+    assert_eq 65 "$CTR_RC" "main's exit code (podman inspect)"
+    assert_file_eq "$VRA/ctr/main/exitcode" 65 "exitcode file"
+    assert_contains "$(cat "$TLOG_DIR/main")" "input artifact download failed" "termination message"
+    assert_not_contains "$(ctr_log main)" "must-not-run" "the command did not run"
+}
+
+# In a user container of an init-less pod (no ARGOEXEC_UPSTREAM there), a subcommand we hand
+# over reaches upstream's binary at /argo-bin/bin/argoexec-upstream with the same argv.
+case_initless_upstream_beside() {
+    need_podman
+    local out
+    out=$(pm run --rm --pull=never --network none --user "$MAIN_USER" \
+        --mount "type=image,source=$OVER_IMAGE,destination=/argo-bin" \
+        "$BUSYBOX_IMAGE" /argo-bin/bin/argoexec artifact --loglevel info -- x 2>&1)
+    assert_eq 0 $? "exit code ($out)"
+    assert_eq "upstream argoexec: artifact --loglevel info -- x" "$out" "handed to /argo-bin/bin/argoexec-upstream"
+}
+
+# ---------------------------------------------------------------- plugin pods (SPEC 1)
+
+PLUGIN=my-plugin
+PLUGIN_TEMPLATE='{"name":"with-plugin","inputs":{"artifacts":[{"name":"in","path":"/tmp/in.txt","plugin":{"name":"my-plugin","configuration":"{}","key":"in.txt"}}]},"outputs":{"artifacts":[{"name":"out","path":"/tmp/out.txt","plugin":{"name":"my-plugin","configuration":"{}","key":"out.txt"}}]},"container":{"image":"busybox"}}'
+LOGOPTS=(--loglevel info --log-format text --gloglevel 0)
+
+# plugin_pod_init: a plugin pod's init from the executor image.
+plugin_pod_init() {
+    INIT_LOG=$(pm run --pull=never --pod "$P" --name "$P-init" \
+        -v "$P-var-run-argo:/var/run/argo" -v "$P-staging:/argo/staging" \
+        -e ARGO_CONTAINER_NAME=init -e ARGO_POD_NAME="$P" -e ARGO_TEMPLATE="$PLUGIN_TEMPLATE" \
+        "$OVER_IMAGE" init "${LOGOPTS[@]}" 2>&1)
+    INIT_RC=$?
+}
+
+# Plugin init: init (executor image) makes upstream's binary reachable in the shared folder;
+# the plugin's init container (the plugin's image, no ARGOEXEC_UPSTREAM) runs
+# /var/run/argo/argoexec artifact-plugin-init, handed to it with the same argv.
+case_plugin_init() {
+    need_podman
+    pod_new plugin-init || return
+    plugin_pod_init
+    assert_eq 0 "$INIT_RC" "init exit code ($INIT_LOG)" || return
+    assert_same_bytes "$BIN" "$VRA/argoexec" "ours in the shared folder"
+    assert_same_bytes "$CT_STATE/upstream-ctx/bin/argoexec" "$VRA/argoexec-upstream" "upstream's binary in the shared folder"
+    local ctr=init-artifact-$PLUGIN out
+    out=$(pm run --pull=never --pod "$P" --name "$P-$ctr" -v "$P-var-run-argo:/var/run/argo" \
+        -e ARGO_CONTAINER_NAME="$ctr" -e ARGO_POD_NAME="$P" "$BUSYBOX_IMAGE" \
+        /var/run/argo/argoexec artifact-plugin-init --plugin-name "$PLUGIN" "${LOGOPTS[@]}" -- /bin/plugin-server /artifact-plugins/$PLUGIN/socket 2>&1)
+    assert_eq 0 $? "plugin init's exit code ($out)"
+    assert_eq "upstream argoexec: artifact-plugin-init --plugin-name $PLUGIN ${LOGOPTS[*]} -- /bin/plugin-server /artifact-plugins/$PLUGIN/socket" "$out" "handed to upstream, argv unchanged"
+    assert_contains "$(cat "$VRA/upstream-calls")" "$ctr: artifact-plugin-init --plugin-name $PLUGIN" "recorded by upstream's binary in the plugin container"
+}
+
+# Plugin sidecar: /var/run/argo/argoexec artifact-plugin-sidecar in the plugin's image ignores
+# SIGTERM (the runtime's stop) and ends through its signal file, the plugin's status in its
+# exitcode file.
+case_plugin_sidecar() {
+    need_podman
+    pod_new plugin-sidecar || return
+    plugin_pod_init
+    assert_eq 0 "$INIT_RC" "init exit code ($INIT_LOG)" || return
+    local sc=artifact-plugin-$PLUGIN
+    ctr_start "$sc" -e ARGO_TERMINATION_GRACE_PERIOD_SECONDS=2 -- \
+        /var/run/argo/argoexec artifact-plugin-sidecar "${LOGOPTS[@]}" -- \
+        sh -c 'echo plugin up; while :; do sleep 0.05; done' "/artifact-plugins/$PLUGIN/socket" || return
+    assert_true "plugin started" wait_until 20 log_has "$sc" "plugin up" || return
+    pm kill -s TERM "$P-$sc" >/dev/null
+    sleep 1.5
+    assert_eq running "$(pm inspect -f '{{.State.Status}}' "$P-$sc")" "SIGTERM not forwarded: still running"
+    assert_true "no exitcode yet" test ! -e "$VRA/ctr/$sc/exitcode"
+    printf 15 >"$VRA/ctr/$sc/signal"
+    ctr_wait "$sc" 10
+    # As upstream's: the command's status goes to the file, the sidecar itself exits 0.
+    assert_eq 0 "$CTR_RC" "the sidecar's exit code after 15 in the signal file (podman inspect)"
+    assert_file_eq "$VRA/ctr/$sc/exitcode" 143 "exitcode file: the plugin's status"
+    main_start -- sh -c 'echo main ran' || return
+    ctr_wait main 30
+    assert_eq 0 "$CTR_RC" "main's exit code"
+}
+
+# ---------------------------------------------------------------- both architectures
+
+# Our image for amd64 and arm64 in one manifest list; each image's binary run in its own
+# container (arm64 under qemu: see arm64_run), and an emissary run in the arm64 container.
+case_multiarch() {
+    need_podman
+    arm64_images || {
+        _not_ok "cannot build the arm64 binary or images"
+        return
+    }
+    assert_eq "$(cut -d' ' -f1-2 <<<"$VERSION_LINE") $ARM64_TRIPLE $(cut -d' ' -f4- <<<"$VERSION_LINE")" "$ARM64_VERSION_LINE" "the arm64 binary: same version and commit"
+    pm manifest create "$MANIFEST" >/dev/null &&
+        pm manifest add "$MANIFEST" "containers-storage:$IMAGE" >/dev/null &&
+        pm manifest add "$MANIFEST" "containers-storage:$IMAGE_ARM64" >/dev/null
+    assert_eq 0 $? "podman manifest create/add" || return
+    local plats want
+    plats=$(pm manifest inspect "$MANIFEST" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+print(" ".join(sorted(e["platform"]["os"] + "/" + e["platform"]["architecture"] + "=" + e["digest"] for e in m["manifests"])))')
+    want="linux/amd64=$(pm image inspect -f '{{.Digest}}' "$IMAGE") linux/arm64=$(pm image inspect -f '{{.Digest}}' "$IMAGE_ARM64")"
+    assert_eq "$want" "$plats" "the manifest list: one image per architecture, by digest"
+    assert_eq "arm64 $ARM64_TRIPLE" "$(pm image inspect -f '{{.Architecture}} {{index .Labels "io.argoexec.target"}}' "$IMAGE_ARM64")" "arm64 image: architecture and target label"
+    assert_eq "$VERSION_LINE" "$(pm run --rm --pull=never --network none --platform linux/amd64 "$IMAGE" version 2>&1)" "amd64 image runs"
+    assert_eq "$ARM64_VERSION_LINE" "$(arm64_run -- "$IMAGE_ARM64" /bin/argoexec version 2>&1)" "arm64 image's binary runs in its container"
+    local out rc
+    out=$(arm64_run --tmpfs /var/run/argo:rw,mode=0777 -v /bin/busybox:/busybox:ro -e ARGO_CONTAINER_NAME=main \
+        -e ARGO_TEMPLATE='{"name":"arm64"}' -- "$IMAGE_ARM64" /bin/argoexec \
+        emissary "${LOGOPTS[@]}" -- /busybox sh -c 'echo hello from arm64; exit 3' 2>&1)
+    rc=$?
+    assert_eq 3 "$rc" "arm64 emissary in its container: the command's exit code ($out)"
+    assert_contains "$out" "hello from arm64" "the command's output"
+}
+
+# The executor image over upstream's for arm64 too, and its manifest list: ours (arm64) in place,
+# upstream's kept beside it.
+case_multiarch_over_upstream() {
+    need_podman
+    arm64_images || {
+        _not_ok "cannot build the arm64 binary or images"
+        return
+    }
+    pm manifest create "$OVER_MANIFEST" >/dev/null &&
+        pm manifest add "$OVER_MANIFEST" "containers-storage:$OVER_IMAGE" >/dev/null &&
+        pm manifest add "$OVER_MANIFEST" "containers-storage:$OVER_ARM64_IMAGE" >/dev/null
+    assert_eq 0 $? "podman manifest create/add" || return
+    assert_eq "linux/amd64 linux/arm64" "$(pm manifest inspect "$OVER_MANIFEST" | python3 -c '
+import json, sys
+print(" ".join(sorted(e["platform"]["os"] + "/" + e["platform"]["architecture"] for e in json.load(sys.stdin)["manifests"])))')" "platforms of the manifest list"
+    assert_eq "$ARM64_VERSION_LINE" "$(arm64_run -- "$OVER_ARM64_IMAGE" /bin/argoexec version 2>&1)" "ours is /bin/argoexec in the arm64 image"
+    assert_eq "$(cat "$CT_STATE/upstream-ctx/bin/argoexec")" "$(pm run --rm --pull=never --network none --platform linux/arm64 --entrypoint /bin/busybox "$OVER_ARM64_IMAGE" cat /bin/argoexec-upstream)" "upstream's kept as /bin/argoexec-upstream"
+}
+
 # ---------------------------------------------------------------- run
 
 trap 'rc=$?; cleanup_all; (exit $rc); _lib_exit' EXIT
 
 setup() {
-    ensure_debian_packages podman runc catatonit busybox-static || {
-        _not_ok "cannot install podman runc catatonit"
+    ensure_debian_packages podman runc catatonit busybox-static qemu-user-static || {
+        _not_ok "cannot install podman runc catatonit qemu-user-static"
+        return 1
+    }
+    QEMU=$(command -v qemu-aarch64-static) || {
+        _not_ok "no qemu-aarch64-static"
         return 1
     }
     podman_setup || return 1
@@ -447,23 +786,33 @@ setup() {
         return 1
     }
     echo "# image binary: $BIN_BUILD build, $(stat -c %s "$BIN") bytes"
-    build_images || {
+    build_images && build_upstream_images || {
         _not_ok "cannot build the images"
         return 1
     }
     probe
 }
+# CT_CASES=REGEX runs only the cases whose function name matches (while working on one).
+ct_case() { [[ -z ${CT_CASES:-} || $2 =~ $CT_CASES ]] && run_case "$@"; }
 # set-up failures are failures (the images and the binary are ours); only podman itself may skip.
 if setup; then
     [[ -n $PODMAN_SKIP ]] && echo "# $PODMAN_SKIP"
-    run_case "container: the image: only /bin/argoexec, version = labels, wait needs upstream" case_image
-    run_case "container: Containerfile.over-upstream: version ours, wait and init handed to upstream" case_over_upstream
-    run_case "container: script step: init, main as 1000:1000 read-only, parameter, dir artifact, sidecar stopped" case_script_step
-    run_case "container: failing step: exit 3 in podman inspect and exitcode" case_failing_step
-    run_case "container: podman exec main argoexec kill 15 1: 143" case_argoexec_kill
-    run_case "container: podman kill -s TERM: 143" case_podman_kill
-    run_case "container: sidecar ignoring SIGTERM killed after its 2 s grace: 137" case_sidecar_ignores_term
-    run_case "container: command not found: 64, reason in the log and termination message" case_command_not_found
+    ct_case "container: the image: only /bin/argoexec, version = labels, wait needs upstream" case_image
+    ct_case "container: Containerfile.over-upstream: version ours, wait and init handed to upstream" case_over_upstream
+    ct_case "container: Containerfile.over-upstream -nonroot: user 8737, binaries owned by 8737, init as 8737" case_over_upstream_nonroot
+    ct_case "container: script step: init, main as 1000:1000 read-only, parameter, dir artifact, sidecar stopped" case_script_step
+    ct_case "container: failing step: exit 3 in podman inspect and exitcode" case_failing_step
+    ct_case "container: podman exec main argoexec kill 15 1: 143" case_argoexec_kill
+    ct_case "container: podman kill -s TERM: 143" case_podman_kill
+    ct_case "container: sidecar ignoring SIGTERM killed after its 2 s grace: 137" case_sidecar_ignores_term
+    ct_case "container: command not found: 64, reason in the log and termination message" case_command_not_found
+    ct_case "container: init-less pod: image at /argo-bin, waits for READY, input linked, supervisor handed over" case_initless
+    ct_case "container: init-less pod: FAILED in the status file gives 65 with the reason" case_initless_failed
+    ct_case "container: init-less pod: a handed-over subcommand finds /argo-bin/bin/argoexec-upstream" case_initless_upstream_beside
+    ct_case "container: plugin pod: init makes upstream reachable, plugin init handed to it" case_plugin_init
+    ct_case "container: plugin pod: artifact-plugin-sidecar ignores SIGTERM, stops through its signal file" case_plugin_sidecar
+    ct_case "container: amd64 + arm64 images in one manifest list, arm64 run under qemu" case_multiarch
+    ct_case "container: executor image over upstream for arm64 and its manifest list" case_multiarch_over_upstream
 else
     FAILED=$((FAILED + 1))
     echo "FAIL - container test set-up"

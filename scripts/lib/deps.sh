@@ -12,12 +12,13 @@
 #   time            /usr/bin/time, the peak RSS of the emissary (t-outputs-memory.sh)
 #   tar, diffutils, findutils, file
 #                   unpacking and comparing artifacts, telling static binaries apart
-# and the Rust target of the static binary.
+# and the toolchain pinned by rust-toolchain.toml (its musl targets and rust-src included).
 #
 # Installed only by the tests that use them (ensure_debian_packages):
 #   podman runc catatonit   scripts/container-test.sh (real pods; catatonit is the pod's
 #                           infra process, which podman builds its pause image from)
-#   qemu-user-static        scripts/arm64-test.sh (runs the aarch64 binary)
+#   qemu-user-static        scripts/arm64-test.sh and scripts/container-test.sh (run the
+#                           aarch64 binary)
 
 TEST_DEBIAN_PACKAGES=(busybox-static tini dumb-init python3 util-linux mount procps coreutils time tar diffutils findutils file)
 
@@ -53,17 +54,18 @@ ensure_debian_packages() {
     return 0
 }
 
-# ensure_rust_target TRIPLE: the target's standard library for the default toolchain.
-ensure_rust_target() {
+_deps_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# ensure_toolchain: the toolchain of rust-toolchain.toml with what it names, installed when
+# missing (a no-op otherwise); never a self-update of rustup.
+ensure_toolchain() {
     command -v rustup >/dev/null 2>&1 || return 0
-    rustup target list --installed 2>/dev/null | grep -qx "$1" || rustup target add "$1"
+    (cd "$_deps_repo" && rustup toolchain install --no-self-update >/dev/null 2>&1) ||
+        (cd "$_deps_repo" && rustup show active-toolchain >/dev/null)
 }
 
 ensure_test_deps() {
     ensure_debian_packages "${TEST_DEBIAN_PACKAGES[@]}" || return 1
-    if command -v rustup >/dev/null 2>&1 &&
-        ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-        rustup target add x86_64-unknown-linux-musl || return 1
-    fi
+    ensure_toolchain || return 1
     return 0
 }

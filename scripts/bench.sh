@@ -183,7 +183,7 @@ new_root() {
 
 bench_size() {
     local fig="binary size" how="bytes of the stripped static binaries (scripts/build.sh --shipped, and the stable build)"
-    local goal="shipped < 200 KiB (204,800 B); stable < 512 KiB (524,288 B)"
+    local goal="shipped ≤ 256 KiB (262,144 B); stable ≤ 640 KiB (655,360 B)"
     local size stable peers="" p name
     size=$(stat -c %s "$BIN") || { row_failed "$fig" "$how" "$goal" "cannot stat $BIN"; return; }
     stable=$(stat -c %s "$STABLE_BIN" 2>/dev/null || echo 0)
@@ -197,7 +197,7 @@ bench_size() {
     row "$fig" "$how" \
         "shipped $(commas "$size") B ($(((size + 1023) / 1024)) KiB); stable $(commas "$stable") B ($(((stable + 1023) / 1024)) KiB)" \
         "$peers" "$goal" \
-        "$(yesno holds "$size < 204800") shipped, $(yesno holds "$stable < 524288") stable"
+        "$(yesno holds "$size <= 262144") shipped, $(yesno holds "$stable <= 655360") stable"
 }
 
 # ---------------------------------------------------------------- 2. start+exit overhead

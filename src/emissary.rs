@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
+use crate::alive;
 use crate::args;
 use crate::capture;
 use crate::config::Config;
@@ -43,6 +44,14 @@ pub fn run(cfg: &Config, mask: SigSet, argv: Vec<OsString>) -> i32 {
 fn steps(cfg: &Config, mask: SigSet, sup: &mut Supervisor, mut argv: Vec<OsString>) -> Result<i32> {
     // 2. umask 0, inherited by the child as upstream; our own folder, 0777.
     let dir = prepare_dir(cfg)?;
+    // Held until the process ends, after `exitcode`: a neighbour seeing it free with no
+    // `exitcode` knows this container died (SPEC 3.8 "alive").
+    if let Err(e) = alive::hold_for_life(&dir) {
+        log::warn(
+            "cannot hold the alive lock: if this container dies, its neighbours will not know",
+            &[("error", &e.to_string())],
+        );
+    }
 
     // 3. Arguments: the offloaded args file, and arguments too large for execve.
     if let Some(file) = &cfg.args_file {
@@ -204,8 +213,15 @@ fn attempts(
             let c = capture::start_tty(capturing.then_some(dir), master)?;
             (Some(c), Output::Tty(slave))
         } else if capturing {
-            let (c, ends) = capture::start(dir)?;
-            (Some(c), Output::Pipes(ends.stdout, ends.stderr))
+            match capture::start(dir) {
+                Ok((c, ends)) => (Some(c), Output::Pipes(ends.stdout, ends.stderr)),
+                // A sidecar's 64 would fail the whole step: it runs uncaptured instead.
+                Err(e) if sidecar.is_some() => {
+                    sidecar_trouble(&e);
+                    (None, Output::Inherit)
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             (None, Output::Inherit)
         };
@@ -223,8 +239,10 @@ fn attempts(
             "sub-process exited",
             &[("exitCode", &outcome.code.to_string())],
         );
-        if captured.is_ok() {
-            captured = outcome.capture;
+        match outcome.capture {
+            Err(e) if sidecar.is_some() => sidecar_trouble(&e),
+            c if captured.is_ok() => captured = c,
+            _ => {}
         }
         last = Some(outcome.code);
         let stopped = sup.terminated.is_some() || sidecar.as_ref().is_some_and(Sidecar::fired);
@@ -238,6 +256,14 @@ fn attempts(
         (None, None) => crate::error::EXIT_FAILURE,
     };
     Ok((code, captured))
+}
+
+/// A sidecar's own trouble (capture files, console) is a warning, never 64 (SPEC 3.8).
+fn sidecar_trouble(e: &Error) {
+    log::warn(
+        "sidecar: capture failed, going on without it",
+        &[("error", e.msg.as_deref().unwrap_or("unknown"))],
+    );
 }
 
 /// Step 12: reports a failure, writes `exitcode` last and returns the same code.

@@ -84,6 +84,16 @@ fn sigprocmask(how: libc::c_int, set: &SigSet) -> io::Result<SigSet> {
     Ok(SigSet(unsafe { old.assume_init() }))
 }
 
+/// Blocks every signal again in the calling thread. glibc's `pthread_create` unblocks 32 and
+/// 33 (SIGCANCEL, SIGSETXID) in the new thread and in its creator, and a signal sent to the
+/// process would then be taken by that thread (swallowed by glibc's handler, or its default
+/// action) instead of reaching the loop's signalfd. Called in each new thread and by the loop
+/// once the threads of an attempt exist. Under musl the mask is kept anyway: a no-op.
+pub fn reblock() {
+    // Cannot fail with a valid set and SIG_BLOCK.
+    let _ = sigprocmask(libc::SIG_BLOCK, &catchable());
+}
+
 /// Sets the calling thread's mask to `set`. Async-signal-safe: used in the child before `exec`.
 pub fn set_mask(set: &SigSet) -> io::Result<()> {
     sigprocmask(libc::SIG_SETMASK, set).map(|_| ())

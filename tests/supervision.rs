@@ -484,7 +484,7 @@ fn no_inotify_to_be_had_backs_off_and_still_sees_the_signal_file() {
             Ok(())
         });
     }
-    let holder = holder.spawn().expect("starting the holder");
+    let mut holder = holder.spawn().expect("starting the holder");
     reaper.add(holder.id() as i32);
     assert!(wait_until(Duration::from_secs(5), || inotify_instances(
         holder.id() as i32
@@ -520,4 +520,6 @@ fn no_inotify_to_be_had_backs_off_and_still_sees_the_signal_file() {
         took < Duration::from_millis(1500),
         "signal file seen after {took:?}"
     );
+    let _ = holder.kill();
+    let _ = holder.wait();
 }

@@ -13,7 +13,6 @@
 #     in 3 s (wake-ups counted as voluntary context switches of its main thread).
 # Bounded (about 40 s); every process a case starts is killed when it ends (lib.sh). The RSS
 # and CPU bounds are for the static musl build the suite runs (a debug glibc build is ~3 MiB).
-# run-all-timeout: 120
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

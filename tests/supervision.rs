@@ -523,3 +523,35 @@ fn no_inotify_to_be_had_backs_off_and_still_sees_the_signal_file() {
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+/// Runs `sleep 30` under the emissary, lets its wait arm inotify, then asks for `sig` through
+/// the signal file with `deliver`; returns how long the exit took and the exit code.
+fn signal_file_reaction(deliver: impl Fn(&Root, &str)) -> (Duration, i32) {
+    let r = Root::new();
+    let mut reaper = Reaper::default();
+    let mut child = spawn(r.emissary(&["sleep", "30"]), &mut reaper);
+    first_child(child.id() as i32);
+    // Well past the 200 ms of 20 ms looks: only an inotify event is faster than the 1 s net.
+    std::thread::sleep(Duration::from_millis(700));
+    let sent = Instant::now();
+    deliver(&r, "15");
+    while child.try_wait().unwrap().is_none() && sent.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let took = sent.elapsed();
+    let o = wait_limited(child, Duration::from_secs(1), "signal file");
+    (took, code(&o))
+}
+
+#[test]
+fn the_signal_file_wakes_the_loop_written_in_place_or_renamed() {
+    let (took, rc) = signal_file_reaction(|r, s| r.write("ctr/main/signal", s));
+    assert_eq!(rc, 143);
+    assert!(took < Duration::from_millis(600), "in place: {took:?}");
+    let (took, rc) = signal_file_reaction(|r, s| {
+        r.write("ctr/main/.signal.tmp", s);
+        std::fs::rename(r.path("ctr/main/.signal.tmp"), r.path("ctr/main/signal")).unwrap();
+    });
+    assert_eq!(rc, 143);
+    assert!(took < Duration::from_millis(600), "renamed: {took:?}");
+}

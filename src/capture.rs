@@ -122,11 +122,14 @@ impl Threads {
         let t = std::thread::Builder::new()
             .stack_size(64 * 1024)
             .spawn(move || {
+                signals::reblock();
                 let r = stream.run(stop.as_raw_fd());
                 drop(done);
                 r
             })
             .map_err(|e| Error::new(format!("failed to start capture thread: {e}")))?;
+        // glibc unblocked 32 and 33 in this thread too: block them again (signals::reblock).
+        signals::reblock();
         self.threads.push(t);
         Ok(())
     }

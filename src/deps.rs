@@ -3,7 +3,10 @@
 //!
 //! The file may be written in place by an upstream emissary, so empty or unparsable content
 //! means "not yet", never an error; it is read without following links or blocking on a FIFO.
+//! A dependency whose emissary has ended without writing it (its alive lock free: killed, out
+//! of memory) has died, and the wait stops there (64) instead of going on forever.
 
+use crate::alive;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsx;
@@ -18,20 +21,30 @@ pub fn wait(sup: &mut Supervisor, cfg: &Config, tmpl: &Template) -> Result<()> {
         let dir = cfg.ctr_dir(dep);
         let path = dir.join("exitcode");
         let mut warned = false;
-        let code = sup
-            .wait_for(&[&dir], || match fsx::read_small(&path, 32) {
-                Ok(Some(c)) => parse_exit_code(&c),
-                Ok(None) => None,
-                Err(e) => {
-                    if !warned {
-                        log::warn(
-                            "cannot read dependency exit code yet",
-                            &[("dependency", dep), ("error", &e.to_string())],
-                        );
-                        warned = true;
-                    }
-                    None
+        let mut read = || match fsx::read_small(&path, 32) {
+            Ok(Some(c)) => parse_exit_code(&c),
+            Ok(None) => None,
+            Err(e) => {
+                if !warned {
+                    log::warn(
+                        "cannot read dependency exit code yet",
+                        &[("dependency", dep), ("error", &e.to_string())],
+                    );
+                    warned = true;
                 }
+                None
+            }
+        };
+        let code = sup
+            .wait_for(&[&dir], || {
+                if let Some(c) = read() {
+                    return Some(Some(c));
+                }
+                if alive::state(&dir) != alive::State::Free {
+                    return None;
+                }
+                // The lock is released only after `exitcode` is written: look once more.
+                Some(read())
             })
             .map_err(|t| {
                 log::info(
@@ -40,6 +53,14 @@ pub fn wait(sup: &mut Supervisor, cfg: &Config, tmpl: &Template) -> Result<()> {
                 );
                 Error::exit(128 + t.0)
             })?;
+        let Some(code) = code else {
+            return Err(Error::new(format!(
+                "dependency \"{dep}\" died without an exit code (its emissary ended without writing {}) (container {}, template \"{}\")",
+                path.display(),
+                cfg.container,
+                tmpl.display_name()
+            )));
+        };
         if code != 0 {
             return Err(Error::new(format!(
                 "dependency \"{dep}\" exited with non-zero code: {code} (container {}, template \"{}\")",

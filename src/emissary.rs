@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
+use crate::alive;
 use crate::args;
 use crate::capture;
 use crate::config::Config;
@@ -44,6 +45,14 @@ pub fn run(cfg: &Config, mask: SigSet, argv: Vec<OsString>) -> i32 {
 fn steps(cfg: &Config, mask: SigSet, sup: &mut Supervisor, mut argv: Vec<OsString>) -> Result<i32> {
     // 2. umask 0, inherited by the child as upstream; our own folder, 0777.
     let dir = prepare_dir(cfg)?;
+    // Held until the process ends, after `exitcode`: a neighbour seeing it free with no
+    // `exitcode` knows this container died (SPEC 3.8 "alive").
+    if let Err(e) = alive::hold_for_life(&dir) {
+        log::warn(
+            "cannot hold the alive lock: if this container dies, its neighbours will not know",
+            &[("error", &e.to_string())],
+        );
+    }
 
     // 3. Arguments: the offloaded args file, and arguments too large for execve.
     if let Some(file) = &cfg.args_file {
@@ -203,17 +212,18 @@ pub(crate) fn attempts(
         if capturing {
             log::info("capturing logs", &[]);
         }
-        let (pid, capture) = match start_attempt(capturing, tty, dir, path, argv, mask) {
-            Ok(started) => started,
-            Err(f) if f.permanent => return Err(f.error),
-            Err(f) => {
-                if let Some(msg) = &f.error.msg {
-                    log::warn("failed to start command", &[("error", msg)]);
+        let (pid, capture) =
+            match start_attempt(capturing, tty, sidecar.is_some(), dir, path, argv, mask) {
+                Ok(started) => started,
+                Err(f) if f.permanent => return Err(f.error),
+                Err(f) => {
+                    if let Some(msg) = &f.error.msg {
+                        log::warn("failed to start command", &[("error", msg)]);
+                    }
+                    last = Some(Err(f.error));
+                    continue;
                 }
-                last = Some(Err(f.error));
-                continue;
-            }
-        };
+            };
         let outcome = sup.attempt(pid, capture, &mut sigfile, sidecar.as_mut());
         // Upstream's key and text: the Go error of the wait, `<nil>` for success.
         let status = match outcome.code {
@@ -221,8 +231,10 @@ pub(crate) fn attempts(
             c => format!("exit status {c}"),
         };
         log::info("sub-process exited", &[("error", &status)]);
-        if captured.is_ok() {
-            captured = outcome.capture;
+        match outcome.capture {
+            Err(e) if sidecar.is_some() => sidecar_trouble(&e),
+            c if captured.is_ok() => captured = c,
+            _ => {}
         }
         last = Some(Ok(outcome.code));
         let stopped = sup.terminated.is_some() || sidecar.as_ref().is_some_and(Sidecar::fired);
@@ -240,23 +252,40 @@ pub(crate) fn attempts(
 }
 
 /// Sets up the child's output (capture pipes, a pty) and starts the command: its pid and the
-/// copy threads. Every failure here may pass on another attempt but the lookup errors.
+/// copy threads. Every failure here may pass on another attempt but the lookup errors. A
+/// sidecar whose capture cannot be set up runs without it (`sidecar_trouble`).
 fn start_attempt(
     capturing: bool,
     tty: bool,
+    sidecar: bool,
     dir: &Path,
     path: &Path,
     argv: &[OsString],
     mask: SigSet,
 ) -> std::result::Result<(i32, Option<capture::Capture>), spawn::StartFailure> {
+    let open_pty =
+        || pty::open().map_err(|e| Error::new(format!("failed to open a pseudo-terminal: {e}")));
     let (capture, output) = if tty {
-        let (master, slave) = pty::open()
-            .map_err(|e| Error::new(format!("failed to open a pseudo-terminal: {e}")))?;
-        let c = capture::start_tty(capturing.then_some(dir), master)?;
-        (Some(c), Output::Tty(slave))
+        let (master, slave) = open_pty()?;
+        match capture::start_tty(capturing.then_some(dir), master) {
+            Ok(c) => (Some(c), Output::Tty(slave)),
+            Err(e) if sidecar && capturing => {
+                sidecar_trouble(&e);
+                // The failed start took the first pty's master with it.
+                let (master, slave) = open_pty()?;
+                (Some(capture::start_tty(None, master)?), Output::Tty(slave))
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else if capturing {
-        let (c, ends) = capture::start(dir)?;
-        (Some(c), Output::Pipes(ends.stdout, ends.stderr))
+        match capture::start(dir) {
+            Ok((c, ends)) => (Some(c), Output::Pipes(ends.stdout, ends.stderr)),
+            Err(e) if sidecar => {
+                sidecar_trouble(&e);
+                (None, Output::Inherit)
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
         (None, Output::Inherit)
     };
@@ -269,6 +298,15 @@ fn start_attempt(
             Err(e)
         }
     }
+}
+
+/// A sidecar's own trouble (capture files, console) is a warning, never 64 (SPEC 3.8): a
+/// sidecar's 64 would fail the whole step.
+fn sidecar_trouble(e: &Error) {
+    log::warn(
+        "sidecar: capture failed, going on without it",
+        &[("error", e.msg.as_deref().unwrap_or("unknown"))],
+    );
 }
 
 /// Step 12: reports a failure, writes `exitcode` last and returns the same code.

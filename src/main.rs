@@ -10,6 +10,7 @@
 // Unit tests keep std's own `main`: it is the test harness.
 #![cfg_attr(not(test), no_main)]
 
+mod alive;
 mod archive;
 mod args;
 mod capture;

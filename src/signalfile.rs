@@ -80,6 +80,8 @@ impl SignalFile {
 /// A positive decimal integer with optional surrounding white space.
 pub fn parse(content: &[u8]) -> Option<i32> {
     let s = std::str::from_utf8(content).ok()?.trim();
+    // One leading `+`, as Go's `Atoi` reads it (SPEC 3.8).
+    let s = s.strip_prefix('+').unwrap_or(s);
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -97,7 +99,9 @@ mod tests {
         assert_eq!(parse(b""), None);
         assert_eq!(parse(b"0"), None);
         assert_eq!(parse(b"-15"), None);
-        assert_eq!(parse(b"+15"), None);
+        assert_eq!(parse(b"+15"), Some(15));
+        assert_eq!(parse(b"++15"), None);
+        assert_eq!(parse(b"+"), None);
         assert_eq!(parse(b"TERM"), None);
         assert_eq!(parse(b"99999999999"), None);
         assert_eq!(parse(b"\xff"), None);

@@ -7,53 +7,96 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+
+// The signal sets below are built as the kernel's 64-bit word.
+#[cfg(not(all(target_pointer_width = "64", target_endian = "little")))]
+compile_error!("signals.rs builds signal sets for 64-bit little-endian targets only");
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// A signal set (`sigset_t`).
 #[derive(Clone, Copy)]
 pub struct SigSet(libc::sigset_t);
 
-/// Faults the kernel raises synchronously in the faulting thread: blocking them would turn a
-/// crash into a hang or a silent kill, so they keep their default action.
-const SYNCHRONOUS: [libc::c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
-
-/// Blocks every catchable signal in the calling thread; returns the mask it had before.
+/// Blocks every signal 1-64 in the calling thread (SIGKILL and SIGSTOP cannot be), and gives
+/// SIGCHLD its default action back if it was inherited ignored; returns the mask the thread had
+/// before. An ignored SIGCHLD makes the kernel reap children itself and send no SIGCHLD, so the
+/// loop would never learn that the child exited; every other inherited disposition is harmless
+/// here, since a blocked signal is queued even when ignored and read from the signalfd.
+///
+/// The faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE) are blocked too: one sent with `kill` is
+/// forwarded like any other, while one the kernel raises for a real fault in the emissary
+/// still kills it (Linux unblocks a forced fault signal and gives it its default action).
 // Only the C `main` calls it, and unit-test builds have none.
 #[cfg_attr(test, allow(dead_code))]
 pub fn block_all() -> io::Result<SigSet> {
-    let set = catchable();
-    let mut old = MaybeUninit::<libc::sigset_t>::zeroed();
-    // SAFETY: both pointers point to valid sigset_t storage for the duration of the call.
-    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, old.as_mut_ptr()) };
+    let old = sigprocmask(libc::SIG_BLOCK, &catchable())?;
+    // SAFETY: a zeroed sigaction with SIG_DFL is a valid action; no old action wanted.
+    let r = unsafe {
+        let mut act = MaybeUninit::<libc::sigaction>::zeroed().assume_init();
+        act.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGCHLD, &act, std::ptr::null_mut())
+    };
     if r != 0 {
-        return Err(io::Error::from_raw_os_error(r));
+        return Err(io::Error::last_os_error());
     }
-    // SAFETY: pthread_sigmask succeeded, so it filled `old`.
-    Ok(SigSet(unsafe { old.assume_init() }))
+    Ok(old)
 }
 
-/// The set of signals the emissary takes over: all but SIGKILL, SIGSTOP and the synchronous faults.
+/// The set of signals the emissary takes over: 1 to 64, built bit by bit, since libc's own
+/// helpers leave out the real-time signals it keeps for itself (musl's `sigfillset` omits
+/// 32-34, `sigaddset` refuses them; glibc does the same for 32 and 33), and any process may
+/// send those to us.
 pub fn catchable() -> SigSet {
     let mut set = MaybeUninit::<libc::sigset_t>::zeroed();
-    // SAFETY: sigfillset and sigdelset only write the set they are given; the signal numbers are valid.
-    unsafe {
-        libc::sigfillset(set.as_mut_ptr());
-        for sig in SYNCHRONOUS {
-            libc::sigdelset(set.as_mut_ptr(), sig);
+    let mut bits: u64 = 0;
+    for sig in 1..=64u32 {
+        if sig != libc::SIGKILL as u32 && sig != libc::SIGSTOP as u32 {
+            bits |= 1 << (sig - 1);
         }
+    }
+    // SAFETY: sigset_t is at least 8 bytes and, on the 64-bit little-endian targets we build
+    // for, holds signal n at bit n-1 of its first 64-bit word, as the kernel reads it.
+    unsafe {
+        set.as_mut_ptr().cast::<u64>().write_unaligned(bits);
         SigSet(set.assume_init())
     }
 }
 
+/// `rt_sigprocmask` itself: libc's wrappers drop the signals they reserve from the set.
+/// Async-signal-safe. Returns the previous mask.
+fn sigprocmask(how: libc::c_int, set: &SigSet) -> io::Result<SigSet> {
+    let mut old = MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: both pointers point to valid sigset_t storage (larger than the 8 bytes the
+    // kernel reads and writes) for the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            &set.0 as *const libc::sigset_t,
+            old.as_mut_ptr(),
+            8usize,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised, and the kernel filled its first 8 bytes.
+    Ok(SigSet(unsafe { old.assume_init() }))
+}
+
+/// Blocks every signal again in the calling thread. glibc's `pthread_create` unblocks 32 and
+/// 33 (SIGCANCEL, SIGSETXID) in the new thread and in its creator, and a signal sent to the
+/// process would then be taken by that thread (swallowed by glibc's handler, or its default
+/// action) instead of reaching the loop's signalfd. Called in each new thread and by the loop
+/// once the threads of an attempt exist. Under musl the mask is kept anyway: a no-op.
+pub fn reblock() {
+    // Cannot fail with a valid set and SIG_BLOCK.
+    let _ = sigprocmask(libc::SIG_BLOCK, &catchable());
+}
+
 /// Sets the calling thread's mask to `set`. Async-signal-safe: used in the child before `exec`.
 pub fn set_mask(set: &SigSet) -> io::Result<()> {
-    // SAFETY: `set` is a valid sigset_t; a null old-set pointer is allowed.
-    let r = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set.0, std::ptr::null_mut()) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(r))
-    }
+    sigprocmask(libc::SIG_SETMASK, set).map(|_| ())
 }
 
 /// Sets every signal's action to the default, in the child between fork and exec, so that an

@@ -1,16 +1,23 @@
 //! The supervision loop: the one place where the emissary waits.
 //!
 //! Every wait of the run (a dependency, a debug pause, the pause between attempts, the child
-//! itself) goes through `Supervisor`, which polls one signalfd with a short tick. On each wake it
+//! itself) goes through `Supervisor`, which polls one signalfd and, once a wait lasts, one
+//! inotify instance over the folders it waits on (see `watch`). It wakes for a signal (SIGCHLD
+//! included: the child's exit), a file finished in those folders, or a safety-net tick of a
+//! second; never for a write to a capture file. Without inotify (the per-uid instance budget
+//! spent by the node's other steps) the tick starts short and doubles up to a second, and
+//! inotify is tried again now and then. On each wake it
 //! reads the signals that arrived, reaps every child that has ended (`waitpid(-1, WNOHANG)`
 //! until none: orphans are reaped and forgotten, only the direct child's status is kept), and
 //! during an attempt forwards each signal to the child's process group, checks the signal file
-//! and, in a sidecar, whether the main containers are done.
+//! and, in a sidecar, whether the main containers are done (their `exitcode`, or their alive
+//! lock free: see `alive`).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::alive;
 use crate::capture::Capture;
 use crate::error::Result;
 use crate::log;
@@ -18,11 +25,18 @@ use crate::signalfile::SignalFile;
 use crate::signals::{self, Received, SignalFd};
 use crate::watch::Watch;
 
-/// How often files (signal file, markers, dependencies) are looked at when inotify is not
-/// available: well under upstream's 1-2 s, at a cost of a few system calls per tick.
+/// How often files (signal file, markers, dependencies) are looked at in a wait's first
+/// moments, before inotify is armed, and where the backoff without inotify starts.
 pub const TICK: Duration = Duration::from_millis(20);
-/// The same with inotify watching the folders: only a safety net, so idle costs next to nothing.
-pub const WATCHED_TICK: Duration = Duration::from_millis(250);
+/// With inotify watching the folders: only a safety net (an alive lock that is seen free
+/// without an event, a missed event), so idle costs next to nothing.
+pub const WATCHED_TICK: Duration = Duration::from_secs(1);
+/// Without inotify the tick doubles from `TICK` up to this: the signal file is still seen
+/// within about a second, at one wake-up a second instead of fifty.
+const SLOW_TICK: Duration = Duration::from_secs(1);
+/// How long after inotify could not be had it is tried again: an instance may be freed when
+/// a neighbour's step ends.
+const RETRY_WATCH: Duration = Duration::from_secs(5);
 /// How long a wait goes on with the short tick before inotify is armed for it.
 const ARM_AFTER: Duration = Duration::from_millis(200);
 /// How long output still held open by grandchildren is waited for after the child exits.
@@ -37,8 +51,8 @@ pub struct Supervisor {
     reaped: Option<i32>,
     /// The run's inotify instance, made by the first wait that lasts (see `watch`).
     watch: Option<Watch>,
-    /// inotify could not be had: every wait keeps the short tick.
-    no_watch: bool,
+    /// When inotify last could not be had: not tried again before `RETRY_WATCH`.
+    watch_failed: Option<Instant>,
     /// The first termination signal (TERM, INT, HUP, QUIT) received, if any.
     pub terminated: Option<i32>,
     /// Signals received but not forwarded to the child (an artifact plugin sidecar's SIGTERM).
@@ -76,7 +90,7 @@ impl Supervisor {
             child: None,
             reaped: None,
             watch: None,
-            no_watch: false,
+            watch_failed: None,
             terminated: None,
             not_forwarded: &[],
         })
@@ -167,22 +181,27 @@ impl Supervisor {
         }
     }
 
-    /// Makes sure `dirs` are watched; false when they cannot be (no inotify here).
+    /// Makes sure `dirs` are watched; false when they cannot be (no inotify instance to be
+    /// had now, or a folder that cannot be watched).
     fn watch(&mut self, dirs: &[&Path]) -> bool {
-        if self.no_watch {
-            return false;
-        }
         if self.watch.is_none() {
-            self.watch = Watch::new();
-        }
-        match &self.watch {
-            Some(w) if w.add(dirs) => true,
-            Some(_) => false,
-            None => {
-                self.no_watch = true;
-                false
+            if self.watch_failed.is_some_and(|t| t.elapsed() < RETRY_WATCH) {
+                return false;
             }
+            self.watch = Watch::new();
+            if self.watch.is_none() {
+                if self.watch_failed.is_none() {
+                    log::debug(
+                        "no inotify instance to be had; looking on a slowing tick",
+                        &[("error", &io::Error::last_os_error().to_string())],
+                    );
+                }
+                self.watch_failed = Some(Instant::now());
+                return false;
+            }
+            self.watch_failed = None;
         }
+        self.watch.as_ref().is_some_and(|w| w.add(dirs))
     }
 
     /// Sleeps for `d`, unless a termination signal arrives first.
@@ -278,10 +297,13 @@ impl Supervisor {
     }
 }
 
-/// Arms inotify for one wait once it has lasted `ARM_AFTER`, and says how long to sleep.
+/// Arms inotify for one wait once it has lasted `ARM_AFTER`, and says how long to sleep:
+/// `TICK` before that, `WATCHED_TICK` once armed, and without inotify a tick that doubles up
+/// to `SLOW_TICK` (trying inotify again at each wake, at most every `RETRY_WATCH`).
 struct Armer {
     start: Instant,
     armed: bool,
+    backoff: Duration,
 }
 
 impl Armer {
@@ -289,18 +311,24 @@ impl Armer {
         Armer {
             start: Instant::now(),
             armed: false,
+            backoff: TICK,
         }
     }
 
     fn tick(&mut self, sup: &mut Supervisor, dirs: &[&Path]) -> Duration {
-        if !self.armed && self.start.elapsed() >= ARM_AFTER {
-            self.armed = sup.watch(dirs);
-        }
         if self.armed {
-            WATCHED_TICK
-        } else {
-            TICK
+            return WATCHED_TICK;
         }
+        if self.start.elapsed() < ARM_AFTER {
+            return TICK;
+        }
+        // A wait on no folder (the pause between attempts) needs no instance.
+        self.armed = dirs.is_empty() || sup.watch(dirs);
+        if self.armed {
+            return WATCHED_TICK;
+        }
+        self.backoff = (self.backoff * 2).min(SLOW_TICK);
+        self.backoff
     }
 }
 
@@ -346,11 +374,14 @@ fn exit_code(st: i32) -> i32 {
     }
 }
 
-/// A sidecar's self-termination: once every main container has its `exitcode`, SIGTERM to the
-/// child's group, then SIGKILL after the grace period.
+/// A sidecar's self-termination: once every main container has its `exitcode` or has died
+/// without one (its alive lock free), SIGTERM to the child's group, then SIGKILL after the
+/// grace period.
 pub struct Sidecar {
     /// The `exitcode` files of the main containers.
     mains: Vec<PathBuf>,
+    /// Which of `mains` have been seen done (each death is reported once).
+    done: Vec<bool>,
     grace: Duration,
     term_sent: Option<Instant>,
     kill_sent: bool,
@@ -359,6 +390,7 @@ pub struct Sidecar {
 impl Sidecar {
     pub fn new(mains: Vec<PathBuf>, grace: Duration) -> Sidecar {
         Sidecar {
+            done: vec![false; mains.len()],
             mains,
             grace,
             term_sent: None,
@@ -375,7 +407,10 @@ impl Sidecar {
     fn tick(&mut self, pid: i32) {
         match self.term_sent {
             None => {
-                if self.mains.iter().all(|p| p.symlink_metadata().is_ok()) {
+                for (p, done) in self.mains.iter().zip(self.done.iter_mut()) {
+                    *done = *done || main_done(p);
+                }
+                if self.done.iter().all(|&d| d) {
                     log::info("main container(s) exited, terminating container", &[]);
                     send_group(pid, libc::SIGTERM);
                     self.term_sent = Some(Instant::now());
@@ -389,4 +424,26 @@ impl Sidecar {
             Some(_) => {}
         }
     }
+}
+
+/// Whether the main container whose `exitcode` is `exitcode` is done: the file is there, or
+/// its emissary has ended (alive lock free) without writing it.
+fn main_done(exitcode: &Path) -> bool {
+    if exitcode.symlink_metadata().is_ok() {
+        return true;
+    }
+    let Some(dir) = exitcode.parent() else {
+        return false;
+    };
+    if alive::state(dir) != alive::State::Free {
+        return false;
+    }
+    // Looked at again: the lock is released only after `exitcode` is written.
+    if exitcode.symlink_metadata().is_err() {
+        log::warn(
+            "main container died without an exit code",
+            &[("path", &dir.to_string_lossy())],
+        );
+    }
+    true
 }

@@ -6,19 +6,25 @@
 //! polling. One instance serves the whole run and is only made once a wait has lasted a
 //! while: closing an inotify instance waits for the kernel's mark cleanup (an RCU grace
 //! period, ~10 ms), which a step that ends at once should not pay. inotify can be unavailable
-//! (instance limit reached, a file system without it): the loop then looks every short tick.
+//! (the per-uid instance limit, shared by every container of that uid on the node, reached; a
+//! file system without it): the loop then looks on a tick that slows down, and tries again.
+//!
+//! Only the events that finish a change are watched: a file closed after writing (the signal
+//! file written in place, an upstream emissary's `exitcode`, the alive lock of an emissary that
+//! died: the kernel closes its descriptor), a file renamed into place, a file created (a
+//! debug-pause marker). Never `IN_MODIFY`: the capture files in the same folders, ours and a
+//! neighbour's, are written all the time and closed only at the end, and must not wake us.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use crate::fsx;
 
-/// Everything that can make a file appear, change or be replaced.
+/// Every event that ends a file's appearing, changing or being replaced, and the folder's own
+/// removal; no event that a write to a file held open causes.
 const EVENTS: u32 = libc::IN_CREATE
-    | libc::IN_MODIFY
     | libc::IN_CLOSE_WRITE
     | libc::IN_MOVED_TO
-    | libc::IN_ATTRIB
     | libc::IN_DELETE_SELF
     | libc::IN_MOVE_SELF;
 

@@ -727,10 +727,14 @@ fn checks(list: &Value) -> Vec<Check> {
     v
 }
 
-/// A check's key is exact, or ends in `*` to cover every key it starts.
+/// A check's key is exact, or holds one `*` that stands for any run of characters: at the end
+/// it covers every key it starts (`tree root/outputs/*`), inside it every container
+/// (`tree root/ctr/*/alive`).
 fn key_matches(pattern: &str, key: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(p) => key.starts_with(p),
+    match pattern.split_once('*') {
+        Some((head, tail)) => {
+            key.len() >= head.len() + tail.len() && key.starts_with(head) && key.ends_with(tail)
+        }
         None => pattern == key,
     }
 }

@@ -1,6 +1,6 @@
-//! Signal-file content: `parse` never panics, takes only a positive decimal integer with white
-//! space around it, and `SignalFile::take` on a file holding those bytes agrees with it
-//! (deletes the file exactly when it returns a signal).
+//! Signal-file content: `parse` never panics, takes only a positive decimal integer (one
+//! leading `+` allowed, as Go's `Atoi`) with white space around it, and `SignalFile::take` on a
+//! file holding those bytes agrees with it (deletes the file exactly when it returns a signal).
 #![no_main]
 #![allow(dead_code, unused_imports)]
 
@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(n) = got {
         assert!(n > 0);
         let s = std::str::from_utf8(data).unwrap().trim();
+        let s = s.strip_prefix('+').unwrap_or(s);
         assert!(s.bytes().all(|b| b.is_ascii_digit()), "{s:?}");
         assert_eq!(s.trim_start_matches('0'), n.to_string(), "{s:?}");
     }

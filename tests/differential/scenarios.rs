@@ -135,6 +135,8 @@ impl Scenario {
         self.steps.push(s);
         self
     }
+    // No scenario waits for a fix now; the mark stays for the next one under way.
+    #[allow(dead_code)]
     fn pending(mut self, why: &'static str) -> Self {
         self.pending = Some(why);
         self
@@ -514,8 +516,7 @@ pub fn all() -> Vec<Scenario> {
             .step(Step::Write("root/ctr/main/signal", "15")),
         waiter("sigfile-whitespace").sigfile(" 15\n"),
         waiter("sigfile-plus")
-            .sigfile("+15")
-            .pending("bug: a signal file holding `+15` is ignored (SPEC 3: a leading + is read as Go's Atoi reads it)"),
+            .sigfile("+15"),
         waiter("sigfile-garbage")
             .sigfile("garbage")
             .step(Step::Sleep(1500))
@@ -595,8 +596,7 @@ pub fn all() -> Vec<Scenario> {
             .tpl(&params(&["$W/p.txt"])),
         sh("ctr-dir-exists-0700", "echo out").file("root/ctr/main/.keep", ""),
         {
-            let mut s = sh("sigchld-ignored-at-start", "sleep 0.2 & wait; probe; exit 5")
-                .pending("SIGCHLD ignored at start");
+            let mut s = sh("sigchld-ignored-at-start", "sleep 0.2 & wait; probe; exit 5");
             s.ignore = vec![SIGCHLD];
             s
         },

@@ -252,7 +252,7 @@ case_full_exitcode() {
     rc=$(cat "$D/rc")
     assert_clean_64 "exitcode on a full disk" "failed to write exit code"
     assert_contains "$(grep '^Error' "$D/err")" "No space left on device" "reason"
-    assert_eq "filler" "$(tr '\n' ' ' <"$D/ls" | sed 's/ $//')" "ctr/main holds only the filler"
+    assert_eq "alive filler" "$(tr '\n' ' ' <"$D/ls" | sed 's/ $//')" "ctr/main holds only the filler and the alive lock"
 }
 
 # --------------------------------------------------------------- consoles and signals

@@ -460,3 +460,44 @@ fn full_console_pipe_without_proc_goes_through_the_writer_thread() {
     assert_complete(&r, st, took, 0, 32768, 1000);
     drop(rd);
 }
+
+/// A sidecar on a terminal (`tty: true`) whose capture file cannot be opened runs on a fresh
+/// pty without capture, with a warning: its trouble is never the step's 64 (SPEC 3.8).
+#[test]
+fn tty_sidecar_with_a_broken_capture_runs_without_it() {
+    let r = Root::with_template(r#"{"sidecars":[{"name":"side"}]}"#);
+    std::fs::create_dir_all(r.path("ctr/side/stdout")).unwrap();
+    let (master, slave) = openpty();
+    let mut c = r.emissary(&[
+        "sh",
+        "-c",
+        "test -t 0 && test -t 1 && echo on-a-tty; exit 5",
+    ]);
+    c.env("ARGO_CONTAINER_NAME", "side")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()));
+    drop(slave);
+    let out = master.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut f = std::fs::File::from(out);
+        let mut v = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once every slave is closed.
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            v.extend_from_slice(&buf[..n]);
+        }
+        v
+    });
+    let (st, _) = run_bounded(c, LIMIT);
+    let st = st.unwrap_or_else(|| panic!("the sidecar did not end within {LIMIT:?}"));
+    drop(master);
+    let shown = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    assert_eq!(st.code(), Some(5), "{shown}");
+    assert_eq!(r.exitcode("side"), "5");
+    assert!(shown.contains("on-a-tty"), "{shown}");
+    assert!(shown.contains("capture failed"), "a warning: {shown}");
+}

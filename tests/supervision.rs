@@ -450,7 +450,7 @@ fn a_sidecars_broken_capture_is_a_warning_not_64() {
     );
     assert_eq!(code(&o), 5, "{}", stderr(&o));
     assert_eq!(r.exitcode("side"), "5");
-    assert!(stderr(&o).contains("level=warning"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("level=WARN"), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello\n");
     // The same trouble in a main container is the step's failure.
     std::fs::create_dir_all(r.path("ctr/main/stdout")).unwrap();

@@ -8,9 +8,9 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
-use crate::fsx;
-use crate::json::{self, Value};
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx;
+use crate::sys::json::{self, Value};
 
 #[derive(Debug, Default)]
 pub struct Template {

@@ -4,7 +4,7 @@
 #![no_main]
 #![allow(dead_code)]
 
-#[path = "../../src/json.rs"]
+#[path = "../../src/sys/json.rs"]
 mod json;
 
 use libfuzzer_sys::fuzz_target;

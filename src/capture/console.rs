@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::signals;
+use crate::sys::signals;
 
 /// After the child has exited, how long a console may take nothing before it is given up.
 pub const STALL: Duration = Duration::from_secs(1);
@@ -274,7 +274,7 @@ impl Console {
                 2 => "stderr",
                 _ => "terminal",
             };
-            crate::log::warn(
+            crate::sys::log::warn(
                 "console takes no more output; the rest goes to the capture files only",
                 &[("console", name)],
             );
@@ -417,7 +417,7 @@ impl Writer {
                 }
                 std::mem::take(&mut j.data)
             };
-            let failed = crate::fsx::write_all(self.fd, &data).is_err();
+            let failed = crate::sys::fsx::write_all(self.fd, &data).is_err();
             let mut j = self.lock();
             j.busy = false;
             j.failed |= failed;

@@ -5,10 +5,10 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use crate::error::{Error, Result};
-use crate::fsx;
-use crate::json;
-use crate::log;
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx;
+use crate::sys::json;
+use crate::sys::log;
 
 /// The kernel refuses a single argument of this many bytes or more (`MAX_ARG_STRLEN`).
 pub const MAX_ARG_LEN: usize = 131_072;

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::fsx::{self, AtomicFile};
-use crate::json::{self, Value};
-use crate::log;
-use crate::signals::{self, SigSet};
-use crate::spawn::Exec;
+use crate::run::spawn::Exec;
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx::{self, AtomicFile};
+use crate::sys::json::{self, Value};
+use crate::sys::log;
+use crate::sys::signals::{self, SigSet};
 use crate::template;
 
 /// Upstream's binary's name beside ours.
@@ -68,7 +68,7 @@ fn own_dirs(argv0: &OsStr) -> Vec<PathBuf> {
         Some(PathBuf::from(argv0))
     } else {
         let path_var = std::env::var_os("PATH");
-        crate::lookup::resolve(argv0, path_var.as_deref()).ok()
+        crate::run::lookup::resolve(argv0, path_var.as_deref()).ok()
     };
     if let Some(d) = named.as_deref().and_then(Path::parent) {
         let d = if d.as_os_str().is_empty() {

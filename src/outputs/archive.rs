@@ -16,10 +16,10 @@ use std::path::Path;
 
 use tar::{Builder, EntryType, Header};
 
-use crate::deadline::Clock;
-use crate::fsx::annotate;
-use crate::gzip::GzWriter;
-use crate::log;
+use crate::outputs::gzip::GzWriter;
+use crate::run::deadline::Clock;
+use crate::sys::fsx::annotate;
+use crate::sys::log;
 
 /// The default level, as Go's `gzip.DefaultCompression`.
 pub const DEFAULT_LEVEL: u8 = 6;
@@ -434,7 +434,7 @@ impl Read for Exact<'_> {
 }
 
 #[cfg(test)]
-#[path = "../tests/common/files.rs"]
+#[path = "../../tests/common/files.rs"]
 mod test_files;
 
 #[cfg(test)]
@@ -460,8 +460,8 @@ pub(crate) mod tests {
 
     use super::test_files::{chmod, cpath, is_root, set_mtime};
     use super::*;
-    use crate::gzip::tests::crc32;
-    pub(crate) use crate::gzip::tests::gunzip;
+    use crate::outputs::gzip::tests::crc32;
+    pub(crate) use crate::outputs::gzip::tests::gunzip;
     use std::collections::BTreeMap;
     use std::os::unix::ffi::OsStringExt;
     use std::os::unix::fs::symlink;

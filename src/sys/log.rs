@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use crate::console::{self, Patience};
+use crate::capture::console::{self, Patience};
 
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 pub enum Level {

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
-use crate::json;
-use crate::log;
+use crate::sys::error::{Error, Result};
+use crate::sys::json;
+use crate::sys::log;
 use crate::template::Template;
 
 pub struct Strategy {

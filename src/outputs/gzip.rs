@@ -18,8 +18,8 @@ use miniz_oxide::deflate::core::{
     compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
 };
 
-use crate::cpus;
-use crate::pool::Pool;
+use crate::outputs::cpus;
+use crate::outputs::pool::Pool;
 
 /// Uncompressed bytes per chunk. Measured on a mixed tree: 128 KiB chunks cost 1.1 % in size
 /// against one stream, 512 KiB 0.2 %, 1 MiB 0.06 %; memory is a few chunks per thread, so

@@ -68,6 +68,9 @@ pub struct Console {
     tty: bool,
     /// Failed or given up: nothing more is written to it.
     gone: AtomicBool,
+    /// Given up for taking nothing, and not yet told in a log line (`log::note_given_up`
+    /// tells it: this module writes no log lines, the log writes through it).
+    untold: AtomicBool,
     /// The last log line found it full: later lines do not wait until one gets through.
     stalled: AtomicBool,
     /// When the first write with `Patience::Stall` came (the child had exited).
@@ -155,6 +158,7 @@ impl Console {
             way,
             tty,
             gone: AtomicBool::new(false),
+            untold: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             ending: OnceLock::new(),
             progress: Mutex::new(None),
@@ -169,6 +173,7 @@ impl Console {
             way: Way::Own(fd),
             tty: false,
             gone: AtomicBool::new(false),
+            untold: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             ending: OnceLock::new(),
             progress: Mutex::new(None),
@@ -269,16 +274,20 @@ impl Console {
 
     fn give_up(&self) {
         if !self.gone.swap(true, Ordering::Relaxed) {
-            let name = match self.fd {
-                1 => "stdout",
-                2 => "stderr",
-                _ => "terminal",
-            };
-            crate::sys::log::warn(
-                "console takes no more output; the rest goes to the capture files only",
-                &[("console", name)],
-            );
+            self.untold.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Once, after this console was given up for taking nothing: its name for the warning.
+    pub fn untold_give_up(&self) -> Option<&'static str> {
+        if !self.untold.swap(false, Ordering::Relaxed) {
+            return None;
+        }
+        Some(match self.fd {
+            1 => "stdout",
+            2 => "stderr",
+            _ => "terminal",
+        })
     }
 
     /// One non-blocking attempt: bytes taken, or `WouldBlock`.

@@ -376,6 +376,7 @@ impl Stream {
             }
             Wrote::Lost => true,
         };
+        log::note_given_up(c);
         if gone || c.is_gone() {
             self.console = None;
         }

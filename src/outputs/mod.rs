@@ -13,6 +13,7 @@
 
 pub mod archive;
 pub mod cpus;
+pub mod deflate;
 pub mod gzip;
 pub mod paths;
 pub mod pool;

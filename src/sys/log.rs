@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use crate::capture::console::{self, Patience};
+use crate::capture::console::{self, Console, Patience};
 
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 pub enum Level {
@@ -168,7 +168,24 @@ pub fn set_raw_terminal(raw: bool) {
     RAW.store(raw, Ordering::Relaxed);
 }
 
+/// Warns, once, that `c` was given up for taking nothing.
+pub fn note_given_up(c: &Console) {
+    if let Some(name) = c.untold_give_up() {
+        warn(
+            "console takes no more output; the rest goes to the capture files only",
+            &[("console", name)],
+        );
+    }
+}
+
 fn write_fd(fd: i32, bytes: &[u8], patience: Patience) {
+    write_console(fd, bytes, patience);
+    if let Some(c) = console::get(fd) {
+        note_given_up(&c);
+    }
+}
+
+fn write_console(fd: i32, bytes: &[u8], patience: Patience) {
     if RAW.load(Ordering::Relaxed) && console::is_tty(fd) {
         let mut crlf = Vec::with_capacity(bytes.len() + 4);
         for &b in bytes {

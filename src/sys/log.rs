@@ -201,6 +201,20 @@ fn write_console(fd: i32, bytes: &[u8], patience: Patience) {
     let _ = console::write(fd, bytes, patience);
 }
 
+/// `fields` and `fixed` in the order of their keys. Each goes in at its place: a handful of
+/// pairs, and std's sort would cost the binary 2.5 KiB (docs/size.md).
+fn by_key<'a>(
+    fields: &[(&'a str, &'a str)],
+    fixed: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut all: Vec<(&str, &str)> = Vec::with_capacity(fields.len() + fixed.len());
+    for &pair in fields.iter().chain(fixed) {
+        let at = all.partition_point(|p| p.0 <= pair.0);
+        all.insert(at, pair);
+    }
+    all
+}
+
 /// One whole line, newline included, in `shape`.
 fn format_line(
     shape: Shape,
@@ -245,23 +259,21 @@ fn format_line(
             line.push_str(" level=");
             line.push_str(level.name(shape));
             push_pair(&mut line, shape, "msg", msg);
-            let mut sorted: Vec<(&str, &str)> = fields.to_vec();
-            sorted.push(("argo", "true"));
-            sorted.sort_by(|a, b| a.0.cmp(b.0));
-            for (k, v) in sorted {
+            for (k, v) in by_key(fields, &[("argo", "true")]) {
                 push_pair(&mut line, shape, k, v);
             }
         }
         (Shape::Logrus, true) => {
             // encoding/json writes a map with its keys sorted, the fixed ones included.
-            let mut all: Vec<(&str, &str)> = fields.to_vec();
-            all.extend([
-                ("argo", "true"),
-                ("level", level.name(shape)),
-                ("msg", msg),
-                ("time", millis.as_str()),
-            ]);
-            all.sort_by(|a, b| a.0.cmp(b.0));
+            let all = by_key(
+                fields,
+                &[
+                    ("argo", "true"),
+                    ("level", level.name(shape)),
+                    ("msg", msg),
+                    ("time", millis.as_str()),
+                ],
+            );
             line.push('{');
             for (i, (k, v)) in all.iter().enumerate() {
                 if i > 0 {

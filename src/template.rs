@@ -4,8 +4,8 @@
 //! every other field is skipped as it is scanned (serde's `IgnoredAny`: nothing is built for
 //! it), so any template the controller writes parses, and a large one costs no more memory
 //! than its bytes. A field of the wrong type is an error naming the field's path, as in Go's
-//! `encoding/json`, and `null` counts as absent wherever Go accepts it (`null_default`,
-//! `list`). Keys match exactly: Go also matches them case-insensitively, the controller never
+//! `encoding/json`, only an object fills a struct, and `null` counts as absent wherever Go
+//! accepts it (`sys::read_json`: `null_default`, `object`, `list`, `objects`). Keys match exactly: Go also matches them case-insensitively, the controller never
 //! needs it (README's differences, `json-reader`).
 
 use std::path::Path;
@@ -15,45 +15,50 @@ use serde::Deserialize;
 
 use crate::sys::error::{Error, Result};
 use crate::sys::fsx;
-use crate::sys::read_json::{from_json, list, null_default};
+use crate::sys::read_json::{from_json, list, null_default, object, object_or_default, objects};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Template {
     pub name: Option<String>,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "object_or_default")]
     pub inputs: Inputs,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "object_or_default")]
     pub outputs: Outputs,
     /// Only its volume mounts are read (a container has no `source`): one struct for both
     /// is one deserializer less in the binary.
+    #[serde(deserialize_with = "object")]
     pub container: Option<Script>,
+    #[serde(deserialize_with = "object")]
     pub script: Option<Script>,
+    #[serde(deserialize_with = "object")]
     pub container_set: Option<ContainerSet>,
-    #[serde(deserialize_with = "list")]
+    #[serde(deserialize_with = "objects")]
     pub sidecars: Vec<Named>,
+    #[serde(deserialize_with = "object")]
     pub archive_location: Option<ArchiveLocation>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Inputs {
-    #[serde(deserialize_with = "list")]
+    #[serde(deserialize_with = "objects")]
     pub artifacts: Vec<Artifact>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Outputs {
-    #[serde(deserialize_with = "list")]
+    #[serde(deserialize_with = "objects")]
     pub parameters: Vec<Parameter>,
-    #[serde(deserialize_with = "list")]
+    #[serde(deserialize_with = "objects")]
     pub artifacts: Vec<Artifact>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Parameter {
+    #[serde(deserialize_with = "object")]
     pub value_from: Option<ValueFrom>,
 }
 
@@ -68,6 +73,7 @@ pub struct ValueFrom {
 pub struct Artifact {
     pub name: Option<String>,
     pub path: Option<String>,
+    #[serde(deserialize_with = "object")]
     pub archive: Option<ArchiveStrategy>,
 }
 
@@ -75,6 +81,7 @@ pub struct Artifact {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ArchiveStrategy {
+    #[serde(deserialize_with = "object")]
     pub tar: Option<TarStrategy>,
     #[serde(deserialize_with = "present")]
     pub none: bool,
@@ -91,7 +98,7 @@ pub struct TarStrategy {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Script {
-    #[serde(deserialize_with = "list")]
+    #[serde(deserialize_with = "objects")]
     pub volume_mounts: Vec<VolumeMount>,
     pub source: Option<String>,
 }
@@ -106,10 +113,11 @@ pub struct VolumeMount {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ContainerSet {
-    #[serde(deserialize_with = "list")]
+    #[serde(deserialize_with = "objects")]
     pub containers: Vec<ContainerNode>,
-    #[serde(deserialize_with = "list")]
+    #[serde(deserialize_with = "objects")]
     pub volume_mounts: Vec<VolumeMount>,
+    #[serde(deserialize_with = "object")]
     pub retry_strategy: Option<RetryStrategy>,
 }
 
@@ -183,9 +191,11 @@ impl<'de> Deserialize<'de> for IntOrString {
 impl Template {
     pub fn parse(data: &[u8]) -> Result<Template> {
         let fail = |e: String| Error::new(format!("failed to unmarshal template: {e}"));
-        // `null` unmarshals to the empty template in Go.
-        let t: Option<Template> = from_json(data).map_err(fail)?;
-        Ok(t.unwrap_or_default())
+        /// The whole document: an object, or `null` for the empty template as in Go.
+        #[derive(Deserialize)]
+        struct Document(#[serde(deserialize_with = "object_or_default")] Template);
+        let Document(t) = from_json(data).map_err(fail)?;
+        Ok(t)
     }
 
     /// The template's name, for messages.
@@ -291,6 +301,16 @@ mod tests {
         assert!(Template::parse(br#"{"sidecars":3}"#).is_err());
         assert!(Template::parse(b"").is_err());
         assert!(Template::parse(b"3").is_err());
+        // Go fills a struct from an object only; serde's derive alone would take an array.
+        for t in [
+            "[]",
+            r#"[{"name":"x"}]"#,
+            r#"{"outputs":[]}"#,
+            r#"{"outputs":{"artifacts":[[]]}}"#,
+            r#"{"containerSet":{"retryStrategy":["1"]}}"#,
+        ] {
+            assert!(Template::parse(t.as_bytes()).is_err(), "{t}");
+        }
     }
 
     #[test]

@@ -8,15 +8,10 @@ use std::path::Path;
 use crate::sys::error::{Error, Result};
 use crate::sys::fsx;
 use crate::sys::log;
-use crate::sys::read_json::{from_json, list};
+use crate::sys::read_json::from_json;
 
 /// The kernel refuses a single argument of this many bytes or more (`MAX_ARG_STRLEN`).
 pub const MAX_ARG_LEN: usize = 131_072;
-
-/// The args file's array of strings, read as Go's `json.Unmarshal` into `[]string` reads it:
-/// `null` is no arguments, a `null` element the empty string.
-#[derive(serde::Deserialize)]
-struct Args(#[serde(deserialize_with = "list")] Vec<String>);
 
 /// Appends the JSON string array in `file` to `args`.
 pub fn append_from_file(args: &mut Vec<OsString>, file: &Path) -> Result<()> {
@@ -33,7 +28,9 @@ pub fn append_from_file(args: &mut Vec<OsString>, file: &Path) -> Result<()> {
             file.display()
         ))
     };
-    let Args(extra) = from_json(&data).map_err(bad)?;
+    // Strictly an array of strings: Go would also read `null` as none and a `null` element as
+    // "", which no controller writes.
+    let extra: Vec<String> = from_json(&data).map_err(bad)?;
     log::info(
         "Loaded container args from file",
         &[("count", &extra.len().to_string())],

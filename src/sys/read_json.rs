@@ -46,44 +46,115 @@ pub fn null_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
     Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
-/// An array field: `null` is empty, and a `null` element its zero value, as in Go.
+/// A struct field that only a JSON object fills; `null` or absent is `None`. serde's derive
+/// alone would also fill a struct from an array, by position, where Go refuses it.
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    d.deserialize_option(Object(PhantomData))
+}
+
+/// `object`, with `null` or absent the struct's zero value.
+pub fn object_or_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    object(d).map(Option::unwrap_or_default)
+}
+
+struct Object<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_unit<E>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        d.deserialize_map(self)
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<Option<T>, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(m)).map(Some)
+    }
+}
+
+/// An array field of strings: `null` is empty, and a `null` element "", as in Go.
 pub fn list<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
     d: D,
-) -> std::result::Result<Vec<T>, D::Error> {
-    struct List<T>(PhantomData<T>);
-    impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for List<T> {
-        type Value = Vec<T>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an array")
-        }
-        fn visit_unit<E>(self) -> std::result::Result<Vec<T>, E> {
-            Ok(Vec::new())
-        }
-        fn visit_none<E>(self) -> std::result::Result<Vec<T>, E> {
-            Ok(Vec::new())
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Vec<T>, D::Error> {
-            d.deserialize_seq(self)
-        }
-        fn visit_seq<A: de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> std::result::Result<Vec<T>, A::Error> {
-            let mut items = Vec::new();
-            while let Some(Element(item)) = seq.next_element()? {
-                items.push(item);
-            }
-            Ok(items)
-        }
+) -> Result<Vec<T>, D::Error> {
+    d.deserialize_option(List::<Element<T>>(PhantomData))
+}
+
+/// An array field of structs: `null` is empty, a `null` element the zero value, as in Go,
+/// and each other element has to be an object (`object`).
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    d.deserialize_option(List::<ObjectElement<T>>(PhantomData))
+}
+
+/// An array's element, read by `list` or `objects`.
+trait Item {
+    type Inner;
+    fn inner(self) -> Self::Inner;
+}
+
+/// An element read by `null_default`.
+struct Element<T>(T);
+/// An element read by `object_or_default`.
+struct ObjectElement<T>(T);
+
+impl<T> Item for Element<T> {
+    type Inner = T;
+    fn inner(self) -> T {
+        self.0
     }
-    /// One element, `null` read as its zero value.
-    struct Element<T>(T);
-    impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Element<T> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-            null_default(d).map(Element)
-        }
+}
+
+impl<T> Item for ObjectElement<T> {
+    type Inner = T;
+    fn inner(self) -> T {
+        self.0
     }
-    d.deserialize_option(List(PhantomData))
+}
+
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Element<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        null_default(d).map(Element)
+    }
+}
+
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for ObjectElement<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        object_or_default(d).map(ObjectElement)
+    }
+}
+
+struct List<W>(PhantomData<W>);
+
+impl<'de, W: Deserialize<'de> + Item> Visitor<'de> for List<W> {
+    type Value = Vec<W::Inner>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<W>()? {
+            items.push(item.inner());
+        }
+        Ok(items)
+    }
 }
 
 /// The 1-based line and column just after `before`, as serde_json counts them (bytes).

@@ -5,8 +5,10 @@
 //! it), so any template the controller writes parses, and a large one costs no more memory
 //! than its bytes. A field of the wrong type is an error naming the field's path, as in Go's
 //! `encoding/json`, only an object fills a struct, and `null` counts as absent wherever Go
-//! accepts it (`sys::read_json`: `null_default`, `object`, `list`, `objects`). Keys match exactly: Go also matches them case-insensitively, the controller never
-//! needs it (README's differences, `json-reader`).
+//! accepts it (`sys::read_json`: `null_default`, `object`, `list`, `objects`). Keys match
+//! exactly, and a repeated key of a field read is refused: Go also matches keys
+//! case-insensitively and keeps the last of a repeated one, which the controller never needs
+//! (README's differences, `json-reader`).
 
 use std::path::Path;
 

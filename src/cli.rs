@@ -13,8 +13,8 @@ use std::ffi::OsString;
 
 use lexopt::prelude::*;
 
-use crate::error::{Error, Result};
-use crate::log::Level;
+use crate::sys::error::{Error, Result};
+use crate::sys::log::Level;
 
 pub enum Command {
     /// `emissary [flags] -- CMD ARGS...`

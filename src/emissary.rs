@@ -6,25 +6,25 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::alive;
-use crate::args;
 use crate::capture;
+use crate::capture::pty;
 use crate::config::Config;
-use crate::deadline;
-use crate::deps;
-use crate::error::{Error, Result};
-use crate::fsx;
-use crate::initless;
-use crate::log;
-use crate::lookup::{self, LookupError};
 use crate::outputs;
-use crate::pause;
-use crate::pty;
-use crate::retry::Strategy;
-use crate::signalfile::SignalFile;
-use crate::signals::SigSet;
-use crate::spawn::{self, Output};
-use crate::supervise::{Sidecar, Supervisor};
+use crate::pod::initless;
+use crate::run::alive;
+use crate::run::args;
+use crate::run::deadline;
+use crate::run::deps;
+use crate::run::lookup::{self, LookupError};
+use crate::run::pause;
+use crate::run::retry::Strategy;
+use crate::run::signalfile::SignalFile;
+use crate::run::spawn::{self, Output};
+use crate::run::supervise::{Sidecar, Supervisor};
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx;
+use crate::sys::log;
+use crate::sys::signals::SigSet;
 use crate::template::{self, Template};
 
 /// Where arguments too large for `execve` are written (upstream's place, SPEC step 3).
@@ -246,7 +246,7 @@ pub(crate) fn attempts(
         (Some(Ok(c)), _) => c,
         (Some(Err(e)), _) => return Err(e),
         (None, Some(sig)) => 128 + sig,
-        (None, None) => crate::error::EXIT_FAILURE,
+        (None, None) => crate::sys::error::EXIT_FAILURE,
     };
     Ok((code, captured))
 }
@@ -340,7 +340,7 @@ pub(crate) fn write_exitcode(cfg: &Config, code: i32) -> i32 {
     if let Err(e) = written {
         let msg = format!("failed to write exit code to {}: {e}", file.display());
         report(cfg, &msg);
-        return crate::error::EXIT_FAILURE;
+        return crate::sys::error::EXIT_FAILURE;
     }
     code
 }

@@ -10,45 +10,22 @@
 // Unit tests keep std's own `main`: it is the test harness.
 #![cfg_attr(not(test), no_main)]
 
-mod alive;
-mod archive;
-mod args;
 mod capture;
 mod cli;
 mod config;
-mod console;
-mod cpus;
-mod deadline;
-mod deps;
 mod emissary;
-mod error;
-mod fsx;
-mod gzip;
-mod init;
-mod initless;
-mod json;
-mod kill;
-mod log;
-mod lookup;
 mod outputs;
-mod paths;
-mod pause;
-mod plugin_sidecar;
-mod pool;
-mod pty;
-mod retry;
-mod signalfile;
-mod signals;
-mod spawn;
-mod supervise;
+mod pod;
+mod run;
+mod sys;
 mod template;
-mod upstream;
-mod watch;
 
 use std::ffi::{OsStr, OsString};
 
 use cli::Command;
 use config::Config;
+use pod::{init, kill, plugin_sidecar, upstream};
+use sys::{error, log, signals};
 
 #[cfg(not(test))]
 #[no_mangle]

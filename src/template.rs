@@ -1,313 +1,203 @@
 //! The workflow template, as far as the emissary reads it (SPEC section 3 step 4).
 //!
-//! Only the fields the emissary uses are read; every other field is ignored unchecked, so any
-//! template the controller writes parses. A field of the wrong type is an error, as in Go's
-//! `encoding/json`, and `null` counts as absent wherever Go accepts it. The JSON is parsed
-//! into a `json::Value` and read by hand: one small reader instead of a derived one per struct
-//! keeps the binary small.
+//! serde_json reads it into the structs below, which hold only the fields the emissary uses;
+//! every other field is skipped as it is scanned (serde's `IgnoredAny`: nothing is built for
+//! it), so any template the controller writes parses, and a large one costs no more memory
+//! than its bytes. A field of the wrong type is an error naming the field's path, as in Go's
+//! `encoding/json`, only an object fills a struct, and `null` counts as absent wherever Go
+//! accepts it (`sys::read_json`: `null_default`, `object`, `list`, `objects`). Keys match
+//! exactly, and a repeated key of a field read is refused: Go also matches keys
+//! case-insensitively and keeps the last of a repeated one, which the controller never needs
+//! (README's differences, `json-reader`).
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
-use crate::fsx;
-use crate::json::{self, Value};
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde::Deserialize;
 
-#[derive(Debug, Default)]
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx;
+use crate::sys::read_json::{from_json, list, null_default, object, object_or_default, objects};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Template {
     pub name: Option<String>,
+    #[serde(deserialize_with = "object_or_default")]
     pub inputs: Inputs,
+    #[serde(deserialize_with = "object_or_default")]
     pub outputs: Outputs,
-    pub container: Option<MountsOnly>,
+    /// Only its volume mounts are read (a container has no `source`): one struct for both
+    /// is one deserializer less in the binary.
+    #[serde(deserialize_with = "object")]
+    pub container: Option<Script>,
+    #[serde(deserialize_with = "object")]
     pub script: Option<Script>,
+    #[serde(deserialize_with = "object")]
     pub container_set: Option<ContainerSet>,
+    #[serde(deserialize_with = "objects")]
     pub sidecars: Vec<Named>,
+    #[serde(deserialize_with = "object")]
     pub archive_location: Option<ArchiveLocation>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Inputs {
+    #[serde(deserialize_with = "objects")]
     pub artifacts: Vec<Artifact>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Outputs {
+    #[serde(deserialize_with = "objects")]
     pub parameters: Vec<Parameter>,
+    #[serde(deserialize_with = "objects")]
     pub artifacts: Vec<Artifact>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Parameter {
+    #[serde(deserialize_with = "object")]
     pub value_from: Option<ValueFrom>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ValueFrom {
     pub path: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Artifact {
     pub name: Option<String>,
     pub path: Option<String>,
+    #[serde(deserialize_with = "object")]
     pub archive: Option<ArchiveStrategy>,
 }
 
 /// `archive: {tar: {compressionLevel: N}}`, `{none: {}}` or `{zip: {}}`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ArchiveStrategy {
+    #[serde(deserialize_with = "object")]
     pub tar: Option<TarStrategy>,
+    #[serde(deserialize_with = "present")]
     pub none: bool,
+    #[serde(deserialize_with = "present")]
     pub zip: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct TarStrategy {
     pub compression_level: Option<i64>,
 }
 
-#[derive(Debug, Default)]
-pub struct MountsOnly {
-    pub volume_mounts: Vec<VolumeMount>,
-}
-
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Script {
+    #[serde(deserialize_with = "objects")]
     pub volume_mounts: Vec<VolumeMount>,
     pub source: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct VolumeMount {
+    #[serde(deserialize_with = "null_default")]
     pub mount_path: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ContainerSet {
+    #[serde(deserialize_with = "objects")]
     pub containers: Vec<ContainerNode>,
+    #[serde(deserialize_with = "objects")]
     pub volume_mounts: Vec<VolumeMount>,
+    #[serde(deserialize_with = "object")]
     pub retry_strategy: Option<RetryStrategy>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ContainerNode {
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
+    #[serde(deserialize_with = "list")]
     pub dependencies: Vec<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RetryStrategy {
-    /// An integer or a string (Kubernetes' IntOrString); read by `retry`.
-    pub retries: Option<Value>,
+    /// Kubernetes' IntOrString; read by `retry`, which refuses what is not an integer.
+    pub retries: Option<IntOrString>,
     pub duration: Option<String>,
 }
 
-#[derive(Debug, Default)]
+/// A `retries` value: an integer or a string; any other number is refused as it is read,
+/// naming the field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntOrString {
+    Int(i64),
+    String(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Named {
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ArchiveLocation {
     pub archive_logs: Option<bool>,
 }
 
-/// One JSON object being read, with the path to it for messages.
-struct Obj<'a> {
-    members: &'a [(String, Value)],
-    at: &'a str,
+/// Whether the field is there and not `null`; its content is not looked at.
+fn present<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    Option::<IgnoredAny>::deserialize(d).map(|v| v.is_some())
 }
 
-type Res<T> = std::result::Result<T, String>;
-
-fn wrong(at: &str, key: &str, want: &str) -> String {
-    format!("{at}{key}: want {want}")
-}
-
-impl<'a> Obj<'a> {
-    /// `v` as an object; `None` for null.
-    fn of(v: &'a Value, at: &'a str) -> Res<Option<Obj<'a>>> {
-        match v {
-            Value::Null => Ok(None),
-            Value::Object(members) => Ok(Some(Obj { members, at })),
-            _ => Err(wrong(at, "", "an object")),
+impl<'de> Deserialize<'de> for IntOrString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IntOrString;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<IntOrString, E> {
+                Ok(IntOrString::Int(n))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<IntOrString, E> {
+                i64::try_from(n)
+                    .map(IntOrString::Int)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(n), &self))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<IntOrString, E> {
+                Ok(IntOrString::String(s.to_owned()))
+            }
         }
+        d.deserialize_any(V)
     }
-
-    /// The field `key` (the last if repeated, as in Go), absent when missing or null.
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        json::member(self.members, key).filter(|v| !v.is_null())
-    }
-
-    fn str(&self, key: &str) -> Res<Option<String>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(wrong(self.at, key, "a string")),
-        }
-    }
-
-    fn bool(&self, key: &str) -> Res<Option<bool>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(wrong(self.at, key, "true or false")),
-        }
-    }
-
-    fn int(&self, key: &str) -> Res<Option<i64>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| wrong(self.at, key, "an integer")),
-        }
-    }
-
-    /// The object at `key`, read by `f`; `None` when absent.
-    fn obj<T>(&self, key: &str, f: impl Fn(&Obj) -> Res<T>) -> Res<Option<T>> {
-        let at = format!("{}{key}.", self.at);
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => match Obj::of(v, &at)? {
-                Some(o) => f(&o).map(Some),
-                None => Ok(None),
-            },
-        }
-    }
-
-    /// The array at `key`, each element read by `f`; empty when absent.
-    fn list<T>(&self, key: &str, f: impl Fn(&Value, &str) -> Res<T>) -> Res<Vec<T>> {
-        match self.get(key) {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| f(v, &format!("{}{key}[{i}].", self.at)))
-                .collect(),
-            Some(_) => Err(wrong(self.at, key, "an array")),
-        }
-    }
-
-    /// An array of objects at `key`; a null element reads as the default, as in Go.
-    fn objects<T: Default>(&self, key: &str, f: impl Fn(&Obj) -> Res<T>) -> Res<Vec<T>> {
-        self.list(key, |v, at| match Obj::of(v, at)? {
-            Some(o) => f(&o),
-            None => Ok(T::default()),
-        })
-    }
-
-    fn strings(&self, key: &str) -> Res<Vec<String>> {
-        self.list(key, |v, at| match v {
-            Value::String(s) => Ok(s.clone()),
-            Value::Null => Ok(String::new()),
-            _ => Err(format!("{at} want a string")),
-        })
-    }
-}
-
-fn mounts(o: &Obj) -> Res<Vec<VolumeMount>> {
-    o.objects("volumeMounts", |m| {
-        Ok(VolumeMount {
-            mount_path: m.str("mountPath")?.unwrap_or_default(),
-        })
-    })
-}
-
-fn artifact(a: &Obj) -> Res<Artifact> {
-    Ok(Artifact {
-        name: a.str("name")?,
-        path: a.str("path")?,
-        archive: a.obj("archive", |s| {
-            Ok(ArchiveStrategy {
-                tar: s.obj("tar", |t| {
-                    Ok(TarStrategy {
-                        compression_level: t.int("compressionLevel")?,
-                    })
-                })?,
-                none: s.get("none").is_some(),
-                zip: s.get("zip").is_some(),
-            })
-        })?,
-    })
-}
-
-fn read_template(t: &Obj) -> Res<Template> {
-    Ok(Template {
-        name: t.str("name")?,
-        inputs: t
-            .obj("inputs", |i| {
-                Ok(Inputs {
-                    artifacts: i.objects("artifacts", artifact)?,
-                })
-            })?
-            .unwrap_or_default(),
-        outputs: t
-            .obj("outputs", |o| {
-                Ok(Outputs {
-                    parameters: o.objects("parameters", |p| {
-                        Ok(Parameter {
-                            value_from: p.obj("valueFrom", |v| {
-                                Ok(ValueFrom {
-                                    path: v.str("path")?,
-                                })
-                            })?,
-                        })
-                    })?,
-                    artifacts: o.objects("artifacts", artifact)?,
-                })
-            })?
-            .unwrap_or_default(),
-        container: t.obj("container", |c| {
-            Ok(MountsOnly {
-                volume_mounts: mounts(c)?,
-            })
-        })?,
-        script: t.obj("script", |s| {
-            Ok(Script {
-                volume_mounts: mounts(s)?,
-                source: s.str("source")?,
-            })
-        })?,
-        container_set: t.obj("containerSet", |cs| {
-            Ok(ContainerSet {
-                containers: cs.objects("containers", |c| {
-                    Ok(ContainerNode {
-                        name: c.str("name")?.unwrap_or_default(),
-                        dependencies: c.strings("dependencies")?,
-                    })
-                })?,
-                volume_mounts: mounts(cs)?,
-                retry_strategy: cs.obj("retryStrategy", |r| {
-                    Ok(RetryStrategy {
-                        retries: r.get("retries").cloned(),
-                        duration: r.str("duration")?,
-                    })
-                })?,
-            })
-        })?,
-        sidecars: t.objects("sidecars", |s| {
-            Ok(Named {
-                name: s.str("name")?.unwrap_or_default(),
-            })
-        })?,
-        archive_location: t.obj("archiveLocation", |a| {
-            Ok(ArchiveLocation {
-                archive_logs: a.bool("archiveLogs")?,
-            })
-        })?,
-    })
 }
 
 impl Template {
     pub fn parse(data: &[u8]) -> Result<Template> {
         let fail = |e: String| Error::new(format!("failed to unmarshal template: {e}"));
-        let v = json::parse(data).map_err(fail)?;
-        match Obj::of(&v, "").map_err(fail)? {
-            Some(t) => read_template(&t).map_err(fail),
-            // `null` unmarshals to the empty template in Go.
-            None => Ok(Template::default()),
-        }
+        /// The whole document: an object, or `null` for the empty template as in Go.
+        #[derive(Deserialize)]
+        struct Document(#[serde(deserialize_with = "object_or_default")] Template);
+        let Document(t) = from_json(data).map_err(fail)?;
+        Ok(t)
     }
 
     /// The template's name, for messages.
@@ -413,6 +303,16 @@ mod tests {
         assert!(Template::parse(br#"{"sidecars":3}"#).is_err());
         assert!(Template::parse(b"").is_err());
         assert!(Template::parse(b"3").is_err());
+        // Go fills a struct from an object only; serde's derive alone would take an array.
+        for t in [
+            "[]",
+            r#"[{"name":"x"}]"#,
+            r#"{"outputs":[]}"#,
+            r#"{"outputs":{"artifacts":[[]]}}"#,
+            r#"{"containerSet":{"retryStrategy":["1"]}}"#,
+        ] {
+            assert!(Template::parse(t.as_bytes()).is_err(), "{t}");
+        }
     }
 
     #[test]
@@ -423,5 +323,69 @@ mod tests {
         assert_eq!(t.volume_mounts()[0].mount_path, "/w");
         assert!(t.is_sidecar("s"));
         assert!(t.archive_logs());
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let e = Template::parse(br#"{"outputs":{"artifacts":[{"name":"a"},{"path":3}]}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outputs.artifacts[1].path: invalid type"), "{e}");
+        assert!(e.contains("line 1 column"), "{e}");
+        let e = Template::parse(br#"{"containerSet":{"retryStrategy":{"retries":[]}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("containerSet.retryStrategy.retries"), "{e}");
+    }
+
+    #[test]
+    fn nulls_read_as_go_reads_them() {
+        let t = Template::parse(br#"{"name":null,"outputs":{"artifacts":[null,{"name":"b"}]},"containerSet":{"containers":[{"name":"m","dependencies":[null,"a"]}],"volumeMounts":[{"mountPath":null}],"retryStrategy":{"retries":null}},"archiveLocation":{"archiveLogs":null}}"#).unwrap();
+        assert_eq!(t.name, None);
+        assert_eq!(t.outputs.artifacts.len(), 2);
+        assert_eq!(t.outputs.artifacts[0].name, None);
+        assert_eq!(t.dependencies_of("m"), ["".to_string(), "a".to_string()]);
+        assert_eq!(t.volume_mounts()[0].mount_path, "");
+        let cs = t.container_set.as_ref().unwrap();
+        assert!(cs.retry_strategy.as_ref().unwrap().retries.is_none());
+        assert!(!t.archive_logs());
+        assert!(Template::parse(b"null").unwrap().name.is_none());
+    }
+
+    #[test]
+    fn archive_strategy_and_retries() {
+        let t = Template::parse(br#"{"outputs":{"artifacts":[{"archive":{"none":{}}},{"archive":{"tar":{"compressionLevel":9}}},{"archive":{"none":null}}]},"containerSet":{"retryStrategy":{"retries":7}}}"#).unwrap();
+        let a = &t.outputs.artifacts;
+        assert!(a[0].archive.as_ref().unwrap().none);
+        let level = a[1]
+            .archive
+            .as_ref()
+            .unwrap()
+            .tar
+            .as_ref()
+            .unwrap()
+            .compression_level;
+        assert_eq!(level, Some(9));
+        assert!(!a[2].archive.as_ref().unwrap().none);
+        let retries = &t.container_set.unwrap().retry_strategy.unwrap().retries;
+        assert_eq!(retries, &Some(IntOrString::Int(7)));
+    }
+
+    /// Invalid UTF-8 is refused with its line and column, also in a field nobody reads.
+    #[test]
+    fn invalid_utf8_refused_anywhere() {
+        let e = Template::parse(b"{\"metadata\":\n {\"x\":\"ab\xff\"}}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid UTF-8 at line 2 column 10"), "{e}");
+    }
+
+    /// Go keeps the last of a repeated key; serde's derive refuses the template (README's
+    /// differences, `json-reader`).
+    #[test]
+    fn repeated_key_refused() {
+        assert!(Template::parse(br#"{"name":"a","name":"b"}"#).is_err());
+        // Unread fields may repeat: they are skipped, not checked.
+        assert!(Template::parse(br#"{"metadata":{},"metadata":{}}"#).is_ok());
     }
 }

@@ -635,7 +635,7 @@ fn compression_levels() {
 
 // ---- compression in chunks, on several threads ----
 
-/// The uncompressed bytes per deflate chunk (`CHUNK` in src/gzip.rs). The tests below hold
+/// The uncompressed bytes per deflate chunk (`CHUNK` in src/outputs/gzip.rs). The tests below hold
 /// for any value; this one puts their sizes on its boundaries.
 const CHUNK: usize = 512 * 1024;
 

@@ -3,16 +3,16 @@
 #![no_main]
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../src/args.rs"]
-mod args;
-#[path = "../../src/error.rs"]
-mod error;
-#[path = "../../src/fsx.rs"]
-mod fsx;
-#[path = "../../src/json.rs"]
-mod json;
-#[path = "../../src/log.rs"]
-mod log;
+#[path = "../../src/capture"]
+mod capture {
+    pub mod console;
+}
+#[path = "../../src/run"]
+mod run {
+    pub mod args;
+}
+#[path = "../../src/sys/mod.rs"]
+mod sys;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -26,10 +26,10 @@ fn file() -> &'static PathBuf {
 }
 
 fuzz_target!(|data: &[u8]| {
-    log::configure(log::Level::Error, false);
+    sys::log::configure(sys::log::Level::Error, false);
     std::fs::write(file(), data).unwrap();
     let mut argv = vec![OsString::from("cmd"), OsString::from("a")];
-    let r = args::append_from_file(&mut argv, file());
+    let r = run::args::append_from_file(&mut argv, file());
     let want: Option<Vec<String>> = serde_json::from_slice::<serde_json::Value>(data)
         .ok()
         .and_then(|v| match v {
@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         (Err(e), None) => {
-            assert_eq!(e.code, error::EXIT_FAILURE);
+            assert_eq!(e.code, sys::error::EXIT_FAILURE);
             assert_eq!(argv.len(), 2, "nothing appended on error");
         }
         (r, w) => panic!("args file {data:?}: got {r:?}, expected {w:?}"),

@@ -3,16 +3,16 @@
 #![no_main]
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../src/error.rs"]
-mod error;
-#[path = "../../src/json.rs"]
-mod json;
-#[path = "../../src/log.rs"]
-mod log;
-#[path = "../../src/retry.rs"]
-mod retry;
-#[path = "../../src/fsx.rs"]
-mod fsx;
+#[path = "../../src/capture"]
+mod capture {
+    pub mod console;
+}
+#[path = "../../src/run"]
+mod run {
+    pub mod retry;
+}
+#[path = "../../src/sys/mod.rs"]
+mod sys;
 #[path = "../../src/template.rs"]
 mod template;
 
@@ -32,7 +32,7 @@ const UNITS: [(&str, u128); 7] = [
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {
-        if let Some(d) = retry::parse_go_duration(s) {
+        if let Some(d) = run::retry::parse_go_duration(s) {
             assert!(d.as_nanos() <= i64::MAX as u128, "{s:?} -> {d:?}");
         }
     }
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     if text.is_empty() {
         return;
     }
-    let got = retry::parse_go_duration(&text);
+    let got = run::retry::parse_go_duration(&text);
     if want <= i64::MAX as u128 {
         assert_eq!(got, Some(Duration::from_nanos(want as u64)), "{text:?}");
     } else {

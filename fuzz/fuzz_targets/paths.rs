@@ -4,30 +4,18 @@
 #![no_main]
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../src/archive.rs"]
-mod archive;
-#[path = "../../src/cpus.rs"]
-mod cpus;
-#[path = "../../src/deadline.rs"]
-mod deadline;
-#[path = "../../src/error.rs"]
-mod error;
-#[path = "../../src/fsx.rs"]
-mod fsx;
-#[path = "../../src/gzip.rs"]
-mod gzip;
-#[path = "../../src/json.rs"]
-mod json;
-#[path = "../../src/log.rs"]
-mod log;
-#[path = "../../src/outputs.rs"]
+#[path = "../../src/capture"]
+mod capture {
+    pub mod console;
+}
+#[path = "../../src/outputs/mod.rs"]
 mod outputs;
-#[path = "../../src/paths.rs"]
-mod paths;
-#[path = "../../src/pool.rs"]
-mod pool;
-#[path = "../../src/signals.rs"]
-mod signals;
+#[path = "../../src/run"]
+mod run {
+    pub mod deadline;
+}
+#[path = "../../src/sys/mod.rs"]
+mod sys;
 #[path = "../../src/template.rs"]
 mod template;
 
@@ -39,8 +27,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(path) = std::str::from_utf8(data) else {
         return;
     };
-    let (cleaned, climbed) = paths::clean_go(path);
-    assert_eq!(paths::clean_go(&cleaned).0, cleaned, "idempotent: {path:?}");
+    let (cleaned, climbed) = outputs::paths::clean_go(path);
+    assert_eq!(outputs::paths::clean_go(&cleaned).0, cleaned, "idempotent: {path:?}");
     assert!(!cleaned.is_empty());
     if cleaned != "/" && cleaned != "." {
         let body = cleaned.strip_prefix('/').unwrap_or(&cleaned);
@@ -52,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    match paths::clean(path) {
+    match outputs::paths::clean(path) {
         Some(c) => {
             assert!(!climbed);
             assert_eq!(c, cleaned);
@@ -60,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
         }
         None => assert!(climbed),
     }
-    assert!(paths::is_within(&cleaned, &cleaned) || cleaned.is_empty());
+    assert!(outputs::paths::is_within(&cleaned, &cleaned) || cleaned.is_empty());
     for kind in [outputs::Kind::Parameter, outputs::Kind::Artifact] {
         let Ok((src, dest)) = outputs::destination(kind, path) else {
             continue;

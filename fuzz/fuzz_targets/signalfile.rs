@@ -4,12 +4,16 @@
 #![no_main]
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../src/fsx.rs"]
-mod fsx;
-#[path = "../../src/log.rs"]
-mod log;
-#[path = "../../src/signalfile.rs"]
-mod signalfile;
+#[path = "../../src/capture"]
+mod capture {
+    pub mod console;
+}
+#[path = "../../src/run"]
+mod run {
+    pub mod signalfile;
+}
+#[path = "../../src/sys/mod.rs"]
+mod sys;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -26,8 +30,8 @@ fn dir() -> &'static PathBuf {
 }
 
 fuzz_target!(|data: &[u8]| {
-    log::configure(log::Level::Error, false);
-    let got = signalfile::parse(data);
+    sys::log::configure(sys::log::Level::Error, false);
+    let got = run::signalfile::parse(data);
     if let Some(n) = got {
         assert!(n > 0);
         let s = std::str::from_utf8(data).unwrap().trim();
@@ -38,10 +42,10 @@ fuzz_target!(|data: &[u8]| {
     // The real thing: a file with these bytes, read as the supervisor reads it (first 32).
     let path = dir().join("signal");
     std::fs::write(&path, data).unwrap();
-    let mut f = signalfile::SignalFile::new(path.clone());
+    let mut f = run::signalfile::SignalFile::new(path.clone());
     let took = f.take();
     let head = &data[..data.len().min(32)];
-    assert_eq!(took, signalfile::parse(head));
+    assert_eq!(took, run::signalfile::parse(head));
     assert_eq!(path.exists(), took.is_none());
     let _ = std::fs::remove_file(&path);
 });

@@ -7,22 +7,20 @@
 #![no_main]
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../src/archive.rs"]
-mod archive;
-#[path = "../../src/cpus.rs"]
-mod cpus;
-#[path = "../../src/deadline.rs"]
-mod deadline;
-#[path = "../../src/fsx.rs"]
-mod fsx;
-#[path = "../../src/gzip.rs"]
-mod gzip;
-#[path = "../../src/log.rs"]
-mod log;
-#[path = "../../src/pool.rs"]
-mod pool;
-#[path = "../../src/signals.rs"]
-mod signals;
+#[path = "../../src/capture"]
+mod capture {
+    pub mod console;
+}
+#[path = "../../src/outputs/mod.rs"]
+mod outputs;
+#[path = "../../src/run"]
+mod run {
+    pub mod deadline;
+}
+#[path = "../../src/sys/mod.rs"]
+mod sys;
+#[path = "../../src/template.rs"]
+mod template;
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Read;
@@ -250,7 +248,7 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 fuzz_target!(|data: &[u8]| {
-    log::configure(log::Level::Error, false);
+    sys::log::configure(sys::log::Level::Error, false);
     let root = scratch();
     let _ = std::fs::remove_dir_all(root);
     std::fs::create_dir_all(root).unwrap();
@@ -258,7 +256,7 @@ fuzz_target!(|data: &[u8]| {
     let src = root.join("src");
     let level = data.last().map_or(6, |b| b % 11);
     let mut gz = Vec::new();
-    let count = archive::write_tgz(&src, level, &mut gz, &mut deadline::Clock::unbounded())
+    let count = outputs::archive::write_tgz(&src, level, &mut gz, &mut run::deadline::Clock::unbounded())
         .expect("archiving");
 
     // gzip: the fixed header as Go writes it, raw deflate, CRC-32 and length trailer.

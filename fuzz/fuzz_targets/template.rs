@@ -4,44 +4,31 @@
 #![no_main]
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../src/archive.rs"]
-mod archive;
-#[path = "../../src/cpus.rs"]
-mod cpus;
-#[path = "../../src/deadline.rs"]
-mod deadline;
-#[path = "../../src/error.rs"]
-mod error;
-#[path = "../../src/fsx.rs"]
-mod fsx;
-#[path = "../../src/gzip.rs"]
-mod gzip;
-#[path = "../../src/json.rs"]
-mod json;
-#[path = "../../src/log.rs"]
-mod log;
-#[path = "../../src/outputs.rs"]
+#[path = "../../src/capture"]
+mod capture {
+    pub mod console;
+}
+#[path = "../../src/outputs/mod.rs"]
 mod outputs;
-#[path = "../../src/paths.rs"]
-mod paths;
-#[path = "../../src/pool.rs"]
-mod pool;
-#[path = "../../src/retry.rs"]
-mod retry;
-#[path = "../../src/signals.rs"]
-mod signals;
+#[path = "../../src/run"]
+mod run {
+    pub mod deadline;
+    pub mod retry;
+}
+#[path = "../../src/sys/mod.rs"]
+mod sys;
 #[path = "../../src/template.rs"]
 mod template;
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    log::configure(log::Level::Error, false);
+    sys::log::configure(sys::log::Level::Error, false);
     let Ok(t) = template::Template::parse(data) else {
         return;
     };
     // Unparsable retries or duration: refused with 64, never a panic.
-    match retry::Strategy::from_template(&t) {
+    match run::retry::Strategy::from_template(&t) {
         Ok(s) => assert!(s.attempts >= 1),
         Err(e) => assert_eq!(e.code, 64),
     }

@@ -1,4 +1,4 @@
-//! File helpers shared by the archive's unit tests (src/archive.rs includes this file by path)
+//! File helpers shared by the archive's unit tests (src/outputs/archive.rs includes this file by path)
 //! and the outputs integration tests.
 
 #![allow(dead_code)]

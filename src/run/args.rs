@@ -5,10 +5,10 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use crate::error::{Error, Result};
-use crate::fsx;
-use crate::json;
-use crate::log;
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx;
+use crate::sys::log;
+use crate::sys::read_json::from_json;
 
 /// The kernel refuses a single argument of this many bytes or more (`MAX_ARG_STRLEN`).
 pub const MAX_ARG_LEN: usize = 131_072;
@@ -28,17 +28,9 @@ pub fn append_from_file(args: &mut Vec<OsString>, file: &Path) -> Result<()> {
             file.display()
         ))
     };
-    let value = json::parse(&data).map_err(bad)?;
-    let json::Value::Array(items) = value else {
-        return Err(bad("want a JSON array of strings".into()));
-    };
-    let extra = items
-        .into_iter()
-        .map(|v| match v {
-            json::Value::String(s) => Ok(s),
-            _ => Err(bad("want a JSON array of strings".into())),
-        })
-        .collect::<Result<Vec<String>>>()?;
+    // Strictly an array of strings: Go would also read `null` as none and a `null` element as
+    // "", which no controller writes.
+    let extra: Vec<String> = from_json(&data).map_err(bad)?;
     log::info(
         "Loaded container args from file",
         &[("count", &extra.len().to_string())],

@@ -26,6 +26,9 @@
 //! pipe, and each thread copies what is already in its pipe without blocking and returns. A
 //! grandchild that still holds the pipe open therefore never delays the step longer than that.
 
+pub mod console;
+pub mod pty;
+
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -33,11 +36,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::console::{self, Console, Patience, Wrote};
-use crate::error::{Error, Result};
-use crate::fsx::{self, write_all};
-use crate::log;
-use crate::signals;
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx::{self, write_all};
+use crate::sys::log;
+use crate::sys::signals;
+use console::{Console, Patience, Wrote};
 
 /// What one read takes at most: a whole kernel-default pipe.
 const CHUNK: usize = 64 * 1024;
@@ -224,7 +227,7 @@ impl Capture {
     /// child's foreground group).
     pub fn follow_window_size(&self) {
         if let Some(m) = &self.tty {
-            crate::pty::copy_window_size(0, m.as_raw_fd());
+            crate::capture::pty::copy_window_size(0, m.as_raw_fd());
         }
     }
 
@@ -373,6 +376,7 @@ impl Stream {
             }
             Wrote::Lost => true,
         };
+        log::note_given_up(c);
         if gone || c.is_gone() {
             self.console = None;
         }

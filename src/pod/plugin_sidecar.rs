@@ -15,10 +15,10 @@ use std::ffi::OsString;
 
 use crate::config::Config;
 use crate::emissary;
-use crate::error::{Error, Result};
-use crate::log;
-use crate::signals::SigSet;
-use crate::supervise::Supervisor;
+use crate::run::supervise::Supervisor;
+use crate::sys::error::{Error, Result};
+use crate::sys::log;
+use crate::sys::signals::SigSet;
 use crate::template::Template;
 
 /// Runs the plugin `argv` and returns the process exit code, having written `exitcode`.

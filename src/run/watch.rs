@@ -18,7 +18,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use crate::fsx;
+use crate::sys::fsx;
 
 /// Every event that ends a file's appearing, changing or being replaced, and the folder's own
 /// removal; no event that a write to a file held open causes.

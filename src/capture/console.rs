@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::signals;
+use crate::sys::signals;
 
 /// After the child has exited, how long a console may take nothing before it is given up.
 pub const STALL: Duration = Duration::from_secs(1);
@@ -68,6 +68,9 @@ pub struct Console {
     tty: bool,
     /// Failed or given up: nothing more is written to it.
     gone: AtomicBool,
+    /// Given up for taking nothing, and not yet told in a log line (`log::note_given_up`
+    /// tells it: this module writes no log lines, the log writes through it).
+    untold: AtomicBool,
     /// The last log line found it full: later lines do not wait until one gets through.
     stalled: AtomicBool,
     /// When the first write with `Patience::Stall` came (the child had exited).
@@ -155,6 +158,7 @@ impl Console {
             way,
             tty,
             gone: AtomicBool::new(false),
+            untold: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             ending: OnceLock::new(),
             progress: Mutex::new(None),
@@ -169,6 +173,7 @@ impl Console {
             way: Way::Own(fd),
             tty: false,
             gone: AtomicBool::new(false),
+            untold: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             ending: OnceLock::new(),
             progress: Mutex::new(None),
@@ -269,16 +274,20 @@ impl Console {
 
     fn give_up(&self) {
         if !self.gone.swap(true, Ordering::Relaxed) {
-            let name = match self.fd {
-                1 => "stdout",
-                2 => "stderr",
-                _ => "terminal",
-            };
-            crate::log::warn(
-                "console takes no more output; the rest goes to the capture files only",
-                &[("console", name)],
-            );
+            self.untold.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Once, after this console was given up for taking nothing: its name for the warning.
+    pub fn untold_give_up(&self) -> Option<&'static str> {
+        if !self.untold.swap(false, Ordering::Relaxed) {
+            return None;
+        }
+        Some(match self.fd {
+            1 => "stdout",
+            2 => "stderr",
+            _ => "terminal",
+        })
     }
 
     /// One non-blocking attempt: bytes taken, or `WouldBlock`.
@@ -417,7 +426,7 @@ impl Writer {
                 }
                 std::mem::take(&mut j.data)
             };
-            let failed = crate::fsx::write_all(self.fd, &data).is_err();
+            let failed = crate::sys::fsx::write_all(self.fd, &data).is_err();
             let mut j = self.lock();
             j.busy = false;
             j.failed |= failed;

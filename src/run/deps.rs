@@ -6,13 +6,13 @@
 //! A dependency whose emissary has ended without writing it (its alive lock free: killed, out
 //! of memory) has died, and the wait stops there (64) instead of going on forever.
 
-use crate::alive;
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::fsx;
-use crate::log;
-use crate::signalfile;
-use crate::supervise::Supervisor;
+use crate::run::alive;
+use crate::run::signalfile;
+use crate::run::supervise::Supervisor;
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx;
+use crate::sys::log;
 use crate::template::Template;
 
 pub fn wait(sup: &mut Supervisor, cfg: &Config, tmpl: &Template) -> Result<()> {

@@ -11,17 +11,23 @@
 //! folder on the way that is not a real folder (say a symlink planted by a neighbour container in the
 //! shared root) is refused rather than followed.
 
+pub mod archive;
+pub mod cpus;
+pub mod deflate;
+pub mod gzip;
+pub mod paths;
+pub mod pool;
+
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::archive;
-use crate::deadline::Clock;
-use crate::error::{Error, Result};
-use crate::fsx::{self, annotate, AtomicFile};
-use crate::log;
-use crate::paths::{clean_go, is_within};
+use crate::outputs::paths::{clean_go, is_within};
+use crate::run::deadline::Clock;
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx::{self, annotate, AtomicFile};
+use crate::sys::log;
 use crate::template::{Artifact, Template, VolumeMount};
 
 /// Mode of each saved file; see the module comment.
@@ -322,7 +328,7 @@ fn prepare_dirs(root: &Path, rel: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::tests::{list, scratch};
+    use crate::outputs::archive::tests::{list, scratch};
     use serde_json::json;
     use std::os::unix::fs::{symlink, PermissionsExt};
     use std::path::Component;
@@ -705,7 +711,7 @@ mod tests {
         let base = scratch("clock");
         let root = base.join("root");
         fs::write(base.join("p"), "v").unwrap();
-        crate::deadline::terminated();
+        crate::run::deadline::terminated();
         let mut clock = Clock::new(std::time::Duration::from_millis(2));
         std::thread::sleep(std::time::Duration::from_millis(5));
         let t = template(json!({"outputs": {

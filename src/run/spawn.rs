@@ -18,8 +18,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::capture::pipe;
-use crate::error::{Error, Result};
-use crate::signals::{self, SigSet};
+use crate::sys::error::{Error, Result};
+use crate::sys::signals::{self, SigSet};
 
 /// Where the child's fds 0, 1 and 2 go.
 pub enum Output {

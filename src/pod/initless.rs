@@ -10,11 +10,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::error::{Error, Result, EXIT_SUPERVISOR};
-use crate::fsx;
-use crate::log;
-use crate::paths;
-use crate::supervise::Supervisor;
+use crate::outputs::paths;
+use crate::run::supervise::Supervisor;
+use crate::sys::error::{Error, Result, EXIT_SUPERVISOR};
+use crate::sys::fsx;
+use crate::sys::log;
 use crate::template::Template;
 
 /// Where the supervisor puts downloaded input artifacts, one file or folder per name.

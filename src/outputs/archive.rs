@@ -16,10 +16,10 @@ use std::path::Path;
 
 use tar::{Builder, EntryType, Header};
 
-use crate::deadline::Clock;
-use crate::fsx::annotate;
-use crate::gzip::GzWriter;
-use crate::log;
+use crate::outputs::gzip::GzWriter;
+use crate::run::deadline::Clock;
+use crate::sys::fsx::annotate;
+use crate::sys::log;
 
 /// The default level, as Go's `gzip.DefaultCompression`.
 pub const DEFAULT_LEVEL: u8 = 6;
@@ -129,37 +129,9 @@ fn sorted_children(dir: &Path) -> io::Result<Vec<OsString>> {
                 .file_name(),
         );
     }
-    heapsort(&mut names);
+    // Byte-wise: how `OsString` orders on Unix. Names are unique, so no stability is needed.
+    names.sort_unstable();
     Ok(names)
-}
-
-/// Sorts names by their bytes (how `OsString` orders on Unix). A heap sort of our own: the
-/// standard library's sort, instantiated for this one call, costs the binary 2.5 KiB, and a
-/// folder listing needs no stability (names are unique).
-fn heapsort(v: &mut [OsString]) {
-    let less = |v: &[OsString], a: usize, b: usize| v[a].as_bytes() < v[b].as_bytes();
-    // Moves v[root] down until the heap property holds within v[..end].
-    let sift_down = |v: &mut [OsString], mut root: usize, end: usize| loop {
-        let mut child = 2 * root + 1;
-        if child >= end {
-            return;
-        }
-        if child + 1 < end && less(v, child, child + 1) {
-            child += 1;
-        }
-        if !less(v, root, child) {
-            return;
-        }
-        v.swap(root, child);
-        root = child;
-    };
-    for i in (0..v.len() / 2).rev() {
-        sift_down(v, i, v.len());
-    }
-    for end in (1..v.len()).rev() {
-        v.swap(0, end);
-        sift_down(v, 0, end);
-    }
 }
 
 /// Writes the entry for `path` (a socket below the source is skipped with a warning).
@@ -434,34 +406,15 @@ impl Read for Exact<'_> {
 }
 
 #[cfg(test)]
-#[path = "../tests/common/files.rs"]
+#[path = "../../tests/common/files.rs"]
 mod test_files;
 
 #[cfg(test)]
 pub(crate) mod tests {
-    #[test]
-    fn heapsort_orders_by_bytes() {
-        let mut seed = 7u32;
-        for n in [0, 1, 2, 3, 10, 257] {
-            let mut v: Vec<OsString> = (0..n)
-                .map(|_| {
-                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                    let len = (seed >> 28) as usize;
-                    let bytes: Vec<u8> = (0..len).map(|k| (seed >> (k % 24)) as u8).collect();
-                    OsString::from_vec(bytes)
-                })
-                .collect();
-            let mut want = v.clone();
-            want.sort();
-            super::heapsort(&mut v);
-            assert_eq!(v, want, "n = {n}");
-        }
-    }
-
     use super::test_files::{chmod, cpath, is_root, set_mtime};
     use super::*;
-    use crate::gzip::tests::crc32;
-    pub(crate) use crate::gzip::tests::gunzip;
+    use crate::outputs::gzip::tests::crc32;
+    pub(crate) use crate::outputs::gzip::tests::gunzip;
     use std::collections::BTreeMap;
     use std::os::unix::ffi::OsStringExt;
     use std::os::unix::fs::symlink;

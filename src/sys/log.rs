@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use crate::console::{self, Patience};
+use crate::capture::console::{self, Console, Patience};
 
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 pub enum Level {
@@ -168,7 +168,24 @@ pub fn set_raw_terminal(raw: bool) {
     RAW.store(raw, Ordering::Relaxed);
 }
 
+/// Warns, once, that `c` was given up for taking nothing.
+pub fn note_given_up(c: &Console) {
+    if let Some(name) = c.untold_give_up() {
+        warn(
+            "console takes no more output; the rest goes to the capture files only",
+            &[("console", name)],
+        );
+    }
+}
+
 fn write_fd(fd: i32, bytes: &[u8], patience: Patience) {
+    write_console(fd, bytes, patience);
+    if let Some(c) = console::get(fd) {
+        note_given_up(&c);
+    }
+}
+
+fn write_console(fd: i32, bytes: &[u8], patience: Patience) {
     if RAW.load(Ordering::Relaxed) && console::is_tty(fd) {
         let mut crlf = Vec::with_capacity(bytes.len() + 4);
         for &b in bytes {
@@ -182,6 +199,16 @@ fn write_fd(fd: i32, bytes: &[u8], patience: Patience) {
         return;
     }
     let _ = console::write(fd, bytes, patience);
+}
+
+/// `fields` and `fixed` in the order of their keys (unique, so pairs sort as their keys).
+fn by_key<'a>(
+    fields: &[(&'a str, &'a str)],
+    fixed: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut all: Vec<(&str, &str)> = fields.iter().chain(fixed).copied().collect();
+    all.sort_unstable();
+    all
 }
 
 /// One whole line, newline included, in `shape`.
@@ -228,23 +255,21 @@ fn format_line(
             line.push_str(" level=");
             line.push_str(level.name(shape));
             push_pair(&mut line, shape, "msg", msg);
-            let mut sorted: Vec<(&str, &str)> = fields.to_vec();
-            sorted.push(("argo", "true"));
-            sorted.sort_by(|a, b| a.0.cmp(b.0));
-            for (k, v) in sorted {
+            for (k, v) in by_key(fields, &[("argo", "true")]) {
                 push_pair(&mut line, shape, k, v);
             }
         }
         (Shape::Logrus, true) => {
             // encoding/json writes a map with its keys sorted, the fixed ones included.
-            let mut all: Vec<(&str, &str)> = fields.to_vec();
-            all.extend([
-                ("argo", "true"),
-                ("level", level.name(shape)),
-                ("msg", msg),
-                ("time", millis.as_str()),
-            ]);
-            all.sort_by(|a, b| a.0.cmp(b.0));
+            let all = by_key(
+                fields,
+                &[
+                    ("argo", "true"),
+                    ("level", level.name(shape)),
+                    ("msg", msg),
+                    ("time", millis.as_str()),
+                ],
+            );
             line.push('{');
             for (i, (k, v)) in all.iter().enumerate() {
                 if i > 0 {

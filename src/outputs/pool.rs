@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use crate::gzip::{compressor, deflate_chunk};
+use crate::outputs::deflate::{compressor, deflate_chunk};
 
 /// A worker's stack: deflate keeps its big tables on the heap, but `CompressorOxide::reset`
 /// may build its 64 KiB code buffer on the stack, and unoptimised test builds use several

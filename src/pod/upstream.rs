@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::fsx::{self, AtomicFile};
-use crate::json::{self, Value};
-use crate::log;
-use crate::signals::{self, SigSet};
-use crate::spawn::Exec;
+use crate::run::spawn::Exec;
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx::{self, AtomicFile};
+use crate::sys::log;
+use crate::sys::read_json::from_json;
+use crate::sys::signals::{self, SigSet};
 use crate::template;
 
 /// Upstream's binary's name beside ours.
@@ -68,7 +68,7 @@ fn own_dirs(argv0: &OsStr) -> Vec<PathBuf> {
         Some(PathBuf::from(argv0))
     } else {
         let path_var = std::env::var_os("PATH");
-        crate::lookup::resolve(argv0, path_var.as_deref()).ok()
+        crate::run::lookup::resolve(argv0, path_var.as_deref()).ok()
     };
     if let Some(d) = named.as_deref().and_then(Path::parent) {
         let d = if d.as_os_str().is_empty() {
@@ -209,19 +209,95 @@ fn template_uses_plugin(cfg: &Config) -> bool {
     let Ok(Some(json)) = template::from_env(cfg.template_env.as_deref(), offloaded) else {
         return false;
     };
-    json::parse(&json).is_ok_and(|v| names_plugin(&v))
+    names_plugin(&json)
 }
 
-fn names_plugin(v: &Value) -> bool {
-    match v {
-        Value::Object(members) => members.iter().any(|(k, v)| {
-            let named = k == "plugin"
-                && matches!(v, Value::Object(m)
-                    if matches!(json::member(m, "name"), Some(Value::String(n)) if !n.is_empty()));
-            named || names_plugin(v)
-        }),
-        Value::Array(items) => items.iter().any(names_plugin),
-        _ => false,
+/// Whether JSON `data` has, anywhere, a `plugin` object with a non-empty string `name`.
+/// Walked as it is scanned (`Seen`), nothing of the template is built.
+fn names_plugin(data: &[u8]) -> bool {
+    from_json::<Seen>(data).is_ok_and(|s| s.plugin)
+}
+
+/// What a JSON value holds, as far as `names_plugin` cares.
+#[derive(Default)]
+struct Seen {
+    /// A `plugin` object with a name, at any depth.
+    plugin: bool,
+    /// The value is a non-empty string.
+    text: bool,
+    /// The value is an object whose `name` (the last, if repeated) is a non-empty string.
+    named: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for Seen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Seen, D::Error> {
+        d.deserialize_any(SeenVisitor)
+    }
+}
+
+struct SeenVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SeenVisitor {
+    type Value = Seen;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut m: A,
+    ) -> std::result::Result<Seen, A::Error> {
+        let (mut plugin, mut named) = (false, false);
+        while let Some(key) = m.next_key::<String>()? {
+            let v: Seen = m.next_value()?;
+            plugin |= v.plugin || (key == "plugin" && v.named);
+            if key == "name" {
+                named = v.text;
+            }
+        }
+        Ok(Seen {
+            plugin,
+            named,
+            ..Seen::default()
+        })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut s: A,
+    ) -> std::result::Result<Seen, A::Error> {
+        let mut plugin = false;
+        while let Some(v) = s.next_element::<Seen>()? {
+            plugin |= v.plugin;
+        }
+        Ok(Seen {
+            plugin,
+            ..Seen::default()
+        })
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Seen, E> {
+        Ok(Seen {
+            text: !v.is_empty(),
+            ..Seen::default()
+        })
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Seen, E> {
+        Ok(Seen::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Seen, E> {
+        Ok(Seen::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Seen, E> {
+        Ok(Seen::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Seen, E> {
+        Ok(Seen::default())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Seen, E> {
+        Ok(Seen::default())
     }
 }
 
@@ -370,10 +446,10 @@ mod tests {
             r#"{"inputs":{"parameters":[{"name":"plugin","value":"plugin"}]}}"#,
         ];
         for t in yes {
-            assert!(names_plugin(&json::parse(t.as_bytes()).unwrap()), "{t}");
+            assert!(names_plugin(t.as_bytes()), "{t}");
         }
         for t in no {
-            assert!(!names_plugin(&json::parse(t.as_bytes()).unwrap()), "{t}");
+            assert!(!names_plugin(t.as_bytes()), "{t}");
         }
     }
 }

@@ -17,13 +17,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::alive;
 use crate::capture::Capture;
-use crate::error::Result;
-use crate::log;
-use crate::signalfile::SignalFile;
-use crate::signals::{self, Received, SignalFd};
-use crate::watch::Watch;
+use crate::run::alive;
+use crate::run::signalfile::SignalFile;
+use crate::run::watch::Watch;
+use crate::sys::error::Result;
+use crate::sys::log;
+use crate::sys::signals::{self, Received, SignalFd};
 
 /// How often files (signal file, markers, dependencies) are looked at in a wait's first
 /// moments, before inotify is armed, and where the backoff without inotify starts.
@@ -126,7 +126,7 @@ impl Supervisor {
             if signals::is_termination(s.signo) && self.terminated.is_none() {
                 self.terminated = Some(s.signo);
                 // The kubelet's kill clock starts now (SPEC 3 step 11).
-                crate::deadline::terminated();
+                crate::run::deadline::terminated();
             }
         }
         let timed_out = revents.iter().all(|&r| r == 0);
@@ -270,7 +270,7 @@ impl Supervisor {
         let status = self.reaped.take();
         self.child = None;
         Outcome {
-            code: status.unwrap_or(crate::error::EXIT_FAILURE),
+            code: status.unwrap_or(crate::sys::error::EXIT_FAILURE),
             capture: capture.map_or(Ok(()), Capture::finish),
         }
     }
@@ -370,7 +370,7 @@ fn exit_code(st: i32) -> i32 {
     } else if libc::WIFSIGNALED(st) {
         128 + libc::WTERMSIG(st)
     } else {
-        crate::error::EXIT_FAILURE
+        crate::sys::error::EXIT_FAILURE
     }
 }
 

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
-use crate::json;
-use crate::log;
-use crate::template::Template;
+use crate::sys::error::{Error, Result};
+use crate::sys::log;
+use crate::template::{IntOrString, Template};
 
 pub struct Strategy {
     /// Attempts in all, at least 1.
@@ -33,17 +32,12 @@ impl Strategy {
         else {
             return Ok(s);
         };
-        let Some(v) = rs
-            .retries
-            .as_ref()
-            .filter(|v| !matches!(v, json::Value::Null))
-        else {
+        let Some(v) = &rs.retries else {
             return Ok(s);
         };
         let n = match v {
-            json::Value::Number(_) => v.as_i64(),
-            json::Value::String(s) => s.trim().parse::<i64>().ok(),
-            _ => None,
+            IntOrString::Int(n) => Some(*n),
+            IntOrString::String(s) => s.trim().parse::<i64>().ok(),
         };
         match n {
             Some(n) if n >= 1 => s.attempts = n.min(i64::from(u32::MAX)) as u32,
@@ -80,12 +74,10 @@ impl Strategy {
 }
 
 /// A retries value as the user wrote it, for the messages.
-fn shown(v: &json::Value) -> String {
+fn shown(v: &IntOrString) -> String {
     match v {
-        json::Value::String(s) => s.clone(),
-        json::Value::Number(n) => n.clone(),
-        json::Value::Bool(b) => b.to_string(),
-        _ => "(not a number or string)".into(),
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => s.clone(),
     }
 }
 
@@ -187,8 +179,9 @@ mod tests {
         Strategy::from_template(&Template::parse(json.as_bytes()).unwrap()).unwrap()
     }
 
+    /// Refused with 64, by `Strategy` or already by the template's types (`true`, `{}`).
     fn refused(json: &str) -> String {
-        match Strategy::from_template(&Template::parse(json.as_bytes()).unwrap()) {
+        match Template::parse(json.as_bytes()).and_then(|t| Strategy::from_template(&t)) {
             Ok(_) => panic!("accepted: {json}"),
             Err(e) => {
                 assert_eq!(e.code, 64);

@@ -87,14 +87,14 @@ impl RawMode {
                 return None;
             }
         }
-        crate::log::set_raw_terminal(true);
+        crate::sys::log::set_raw_terminal(true);
         Some(RawMode { saved })
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        crate::log::set_raw_terminal(false);
+        crate::sys::log::set_raw_terminal(false);
         // SAFETY: restores the settings read in `enter`.
         if unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.saved) } != 0 {
             // The terminal is gone; there is nothing left to restore.

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use crate::log;
-use crate::supervise::{Supervisor, Terminated};
+use crate::run::supervise::{Supervisor, Terminated};
+use crate::sys::log;
 
 /// Waits until `marker` exists (any type of file). A termination signal ends the wait.
 pub fn wait(sup: &mut Supervisor, marker: &Path) -> Result<(), Terminated> {

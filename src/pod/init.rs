@@ -7,10 +7,10 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::config::{Config, OFFLOADED_TEMPLATE};
-use crate::error::{Error, Result};
-use crate::fsx::{self, AtomicFile};
-use crate::log;
-use crate::lookup;
+use crate::run::lookup;
+use crate::sys::error::{Error, Result};
+use crate::sys::fsx::{self, AtomicFile};
+use crate::sys::log;
 use crate::template::{self, Template};
 
 /// Where a script template's source goes (the `argo-staging` volume).

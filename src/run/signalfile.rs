@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::fsx;
-use crate::log;
+use crate::sys::fsx;
+use crate::sys::log;
 
 /// More than any signal number with white space around it; the rest is never read.
 const MAX_READ: usize = 32;

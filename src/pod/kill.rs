@@ -1,8 +1,8 @@
 //! `argoexec kill SIGNAL PID`: what the controller runs inside a container to stop it.
 
-use crate::error::{Error, Result};
-use crate::log;
-use crate::signals;
+use crate::sys::error::{Error, Result};
+use crate::sys::log;
+use crate::sys::signals;
 
 pub fn run(signal: &str, pid: &str) -> Result<()> {
     let sig = signals::parse(signal).ok_or_else(|| {

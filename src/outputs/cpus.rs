@@ -11,7 +11,7 @@
 use std::mem;
 use std::path::Path;
 
-use crate::fsx;
+use crate::sys::fsx;
 
 /// The CPUs this process may keep busy, at least 1.
 pub fn usable() -> usize {

@@ -14,8 +14,8 @@ use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::log;
-use crate::signals;
+use crate::sys::log;
+use crate::sys::signals;
 
 /// When the first termination signal was seen, if one was.
 static TERMINATED: OnceLock<Instant> = OnceLock::new();

@@ -1,0 +1,12 @@
+//! System helpers every other folder uses; they use nothing of ours but each other (and the
+//! log, `capture::console`, through which it writes).
+//!
+//! This folder owns the error type and exit codes (`error`), trustworthy file creation
+//! (`fsx`), our own log lines (`log`), the signal mask and signalfd (`signals`), and JSON
+//! input through serde_json (`read_json`).
+
+pub mod error;
+pub mod fsx;
+pub mod log;
+pub mod read_json;
+pub mod signals;

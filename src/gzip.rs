@@ -23,13 +23,11 @@ use crate::pool::Pool;
 
 /// Uncompressed bytes per chunk. Measured on a mixed tree: 128 KiB chunks cost 1.1 % in size
 /// against one stream, 512 KiB 0.2 %, 1 MiB 0.06 %; memory is a few chunks per thread, so
-/// 512 KiB keeps 4 threads within a few MiB.
+/// 512 KiB keeps a thread within ~2 MiB.
 pub const CHUNK: usize = 512 * 1024;
 
-/// Threads at most. Each costs memory: its ~300 KiB compressor and a chunk in flight (`pool`),
-/// in and out up to ~1.3 MiB with incompressible data, so four stay within ~8 MiB all told,
-/// and a step on a big node does not start dozens.
-const MAX_THREADS: usize = 4;
+/// The bits of miniz_oxide's compressor flags that hold the number of match candidates tried.
+const TDEFL_MAX_PROBES_MASK: u32 = 0xfff;
 
 /// Gzip member header as Go's `compress/gzip` writes it: deflate, no flags, mtime 0, XFL 0,
 /// OS 255 (unknown). No name and no time, so the output depends on the input only.
@@ -49,7 +47,15 @@ fn miniz_level(level: u8) -> u8 {
 /// A raw deflate compressor for gzip `level` (0 = stored blocks). Boxed: it is ~300 KiB.
 pub fn compressor(level: u8) -> Box<CompressorOxide> {
     // Negative window bits: a raw deflate stream, the gzip framing is ours.
-    let flags = create_comp_flags_from_zip_params(miniz_level(level).into(), -15, 0);
+    let mut flags = create_comp_flags_from_zip_params(miniz_level(level).into(), -15, 0);
+    if level == 6 {
+        // miniz's level 6 follows up to 128 match candidates where zlib's level 6 cuts its
+        // chains of 128 short once a match is good: measured on the benchmark's mixed tree
+        // (361 MB from /usr, 2 threads), 128 cost 22.2 CPU-s for 127.39 MB, 64 cost 18.5 s for
+        // 127.81 MB (+0.3 %), against pigz -6's 15.7 s for 126.74 MB. The default level is
+        // the one every artifact pays for, so it takes the 64.
+        flags = (flags & !TDEFL_MAX_PROBES_MASK) | 64;
+    }
     Box::new(CompressorOxide::new(flags))
 }
 
@@ -61,8 +67,12 @@ pub fn deflate_chunk(
     last: bool,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    c.reset();
     out.clear();
+    if data.len() >= 4 * SAMPLE && !shrinks(data) {
+        store(data, last, out);
+        return Ok(());
+    }
+    c.reset();
     let (flush, want) = if last {
         (TDEFLFlush::Finish, TDEFLStatus::Done)
     } else {
@@ -76,7 +86,74 @@ pub fn deflate_chunk(
     if status != want || used != data.len() {
         return Err(io::Error::other("deflate failed"));
     }
+    // The sample can be wrong: what deflate made longer than the input is stored instead, so
+    // that no chunk grows by more than its stored blocks' headers.
+    if out.len() > stored_len(data.len()) {
+        store(data, last, out);
+    }
     Ok(())
+}
+
+/// Bytes of each of the four slices `shrinks` looks at: 32 KiB of a 512 KiB chunk.
+const SAMPLE: usize = 8 * 1024;
+
+/// Whether deflate is worth its time on `data`, judged from four slices spread over it: the
+/// order-0 entropy of their bytes must be under 7.9 bits a byte. Deflate's Huffman codes
+/// cannot beat that entropy, so above it they save under 1.3 %; random bytes and what is
+/// compressed already (model weights in bf16 aside, images, video, archives) come out at
+/// 7.99, text at 4-6, and such chunks are then stored at the speed of a copy instead of
+/// deflated at a few tens of MiB/s to gain nothing. A byte count over 32 KiB costs ~1 % of
+/// the copy. What this misses: repeats of high-entropy strings within deflate's 32 KiB window
+/// (the same random block twice), which are stored instead of matched. It depends on the
+/// chunk's bytes alone, so the output still does not depend on threads or timing.
+fn shrinks(data: &[u8]) -> bool {
+    let mut count = [0u32; 256];
+    for i in 0..4 {
+        let at = (data.len() - SAMPLE) / 3 * i;
+        for &b in &data[at..at + SAMPLE] {
+            count[usize::from(b)] += 1;
+        }
+    }
+    let n = (4 * SAMPLE) as f64;
+    let bits: f64 = count
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let c = f64::from(c);
+            c * (n / c).log2()
+        })
+        .sum();
+    bits < 7.9 * n
+}
+
+/// The size of `len` bytes as stored deflate blocks: a 5-byte header per 65,535 bytes.
+fn stored_len(len: usize) -> usize {
+    len + 5 * len.div_ceil(65535).max(1)
+}
+
+/// `data` as stored deflate blocks (RFC 1951 3.2.4) into `out`: each a header byte (BFINAL,
+/// BTYPE 00; the stream is byte-aligned here, as every chunk ends on a byte boundary), then
+/// LEN and its complement, then the bytes as they are. Only the last block of the last chunk
+/// is final; the blocks end on a byte boundary, so the next chunk follows as it would a sync
+/// flush.
+fn store(data: &[u8], last: bool, out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(stored_len(data.len()));
+    let mut blocks = data.chunks(65535).peekable();
+    if data.is_empty() {
+        // An empty final chunk still needs its final block.
+        out.extend_from_slice(&[u8::from(last), 0, 0, 0xff, 0xff]);
+        return;
+    }
+    while let Some(b) = blocks.next() {
+        let fin = last && blocks.peek().is_none();
+        // chunks(65535): the length fits in 16 bits.
+        let len = b.len() as u16;
+        out.push(u8::from(fin));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(b);
+    }
 }
 
 /// A gzip stream over `out`: bytes written are gathered into chunks, each deflated here or by
@@ -99,9 +176,12 @@ pub struct GzWriter<'a> {
 
 impl<'a> GzWriter<'a> {
     /// A stream at deflate `level` (0 = stored, 9 = best; above 9 means 9) that spreads its
-    /// chunks over the CPUs this process may use.
+    /// chunks over all the CPUs this process may use, as pigz does: its affinity and its
+    /// cgroup's quota (`cpus`), no cap of our own. A thread costs ~2 MiB at most (its ~300 KiB
+    /// compressor, a chunk in and out in flight), so a step that may use 16 CPUs pays ~32 MiB
+    /// for going 16 times as fast; one limited to a CPU or two (most pods) pays 2-4 MiB.
     pub fn new(out: &'a mut dyn Write, level: u8) -> io::Result<GzWriter<'a>> {
-        GzWriter::with_threads(out, level, cpus::usable().min(MAX_THREADS))
+        GzWriter::with_threads(out, level, cpus::usable())
     }
 
     /// The same with a given thread count (the bytes are the same for any).
@@ -367,6 +447,49 @@ pub(crate) mod tests {
         // The empty final block of fixed Huffman codes, after the sync marker of chunk 2.
         assert_eq!(body[body.len() - 6..], [0, 0, 0xff, 0xff, 3, 0]);
         assert!(gunzip(&out) == data);
+    }
+
+    /// Random bytes: every chunk is stored (one stored block header per 64 KiB, nothing
+    /// deflated), the same with any thread count, around the chunk boundaries; text between
+    /// random stretches is still deflated.
+    #[test]
+    fn incompressible_chunks_are_stored() {
+        let mut x: u32 = 0x9e37_79b9;
+        let noise: Vec<u8> = (0..3 * CHUNK + 1)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 11) as u8
+            })
+            .collect();
+        for len in [CHUNK - 1, CHUNK, 2 * CHUNK, 3 * CHUNK + 1] {
+            let data = &noise[..len];
+            for level in [1, 6, 9] {
+                let one = gz(data, level, 1, 65536);
+                assert!(gunzip(&one) == data, "len {len} level {level}");
+                assert!(one == gz(data, level, 3, 10_000), "len {len} level {level}");
+                // Header, trailer, 5 bytes a block, and an empty final block when the data
+                // ends on a chunk boundary.
+                let blocks = len.div_ceil(CHUNK) * CHUNK.div_ceil(65535);
+                assert!(
+                    one.len() <= 18 + len + 5 * blocks + 5,
+                    "len {len} level {level}"
+                );
+                assert_eq!(
+                    one[10..15],
+                    [0, 0xff, 0xff, 0, 0],
+                    "len {len} level {level}"
+                );
+            }
+        }
+        // Text between random chunks is deflated: far smaller than stored.
+        let mut mixed = noise[..CHUNK].to_vec();
+        mixed.extend(sample(3 * CHUNK).iter().map(|b| b & 0x0f));
+        mixed.extend_from_slice(&noise[CHUNK..2 * CHUNK]);
+        let out = gz(&mixed, 6, 2, 65536);
+        assert!(gunzip(&out) == mixed);
+        assert!(out.len() < mixed.len() * 3 / 4, "{}", out.len());
     }
 
     fn system_tool(cmd: &mut Command, input: &[u8]) -> Option<Vec<u8>> {

@@ -28,10 +28,11 @@ use crate::watch::Watch;
 
 /// How often files (signal file, markers, dependencies) are looked at in a wait's first
 /// `EARLY_FOR`, and `TICK` from then until inotify is armed: the signal file's reaction time
-/// before inotify. Measured (bench.sh, signal file renamed in 0-25 ms after the start): a
-/// 20 ms tick throughout gave p50 11 ms, p99 21 ms. 5 ms for the first 100 ms costs 15 more
-/// wake-ups of ~10 µs once per wait that lasts (25 in all before inotify, not 40).
-const EARLY_TICK: Duration = Duration::from_millis(5);
+/// before inotify. Measured (bench.sh's signal-file row, signal file renamed in 0-25 ms after
+/// the start, 50 runs, busy 2-core machine): a 20 ms tick throughout gave p50 12 ms, p99
+/// 26-28 ms; 5 ms p50 4 ms, p99 9-12 ms; 4 ms keeps p99 under 10 ms. 4 ms for the first
+/// 100 ms costs 20 more wake-ups of ~10 µs once per wait that lasts (30 before inotify).
+const EARLY_TICK: Duration = Duration::from_millis(4);
 const EARLY_FOR: Duration = Duration::from_millis(100);
 /// The tick after `EARLY_FOR` until inotify is armed, and where the backoff without inotify
 /// starts.

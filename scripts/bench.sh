@@ -466,7 +466,7 @@ capture_row() { # FIG FS_WORDS BASE
     local how="\`head -c $size_h /dev/zero\` through the emissary, capture on (ctr/main/stdout + combined), console a pipe to \`cat\`; vs \`head \\| tee f1 f2 \\| cat\`; both writing fresh files $2; each run after \`sync\` and dropping the page cache; median of $CAP_REPS, interleaved, taking turns at going first"
     local goal="≥ 2.0x GNU tee"
     for ((i = 0; i < CAP_REPS; i++)); do
-        for who in $( ((i % 2)) && echo tee ours || echo ours tee) $([[ -n $UP ]] && ((i < 3)) && echo upstream); do
+        for who in $( ((i % 2)) && echo tee ours || echo ours tee) $([[ -n $UP ]] && ((i == 0)) && echo upstream); do
             r=$(capture_run "$who" "$base") || { row_failed "$fig" "$how" "$goal" "$who: run failed or files incomplete"; return; }
             read -r w h <<<"$r"
             case $who in

@@ -64,10 +64,33 @@ impl Watch {
         self.fd.as_raw_fd()
     }
 
-    /// Discards the pending events: the caller looks at the files themselves.
-    pub fn drain(&self) {
+    /// Discards the pending events (the caller looks at the files themselves); true when one
+    /// says that events may have been lost: the queue overflowed (`IN_Q_OVERFLOW`), or a
+    /// watched folder is no longer the one at its path (removed or moved away: its watch
+    /// follows the old folder, which files held open inside it keep alive, so `IN_IGNORED`
+    /// may come late or never). The caller must then look, and watch again, rather than
+    /// trust the silence.
+    pub fn drain(&self) -> bool {
         let mut buf = [0u8; 4096];
-        // SAFETY: buf is valid for its length; the fd is non-blocking, so this ends at EAGAIN.
-        while unsafe { libc::read(self.fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        let mut lost = false;
+        loop {
+            // SAFETY: buf is valid for its length; the fd is non-blocking, so this ends at EAGAIN.
+            let n = unsafe { libc::read(self.fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let Ok(n) = usize::try_from(n) else { break };
+            if n == 0 {
+                break;
+            }
+            // struct inotify_event: wd, mask, cookie, len (4 bytes each), then len name bytes.
+            let mut at = 0;
+            while at + 16 <= n {
+                let word =
+                    |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+                let mask = word(at + 4);
+                let gone = libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
+                lost |= mask & (libc::IN_Q_OVERFLOW | gone) != 0;
+                at += 16 + word(at + 12) as usize;
+            }
+        }
+        lost
     }
 }

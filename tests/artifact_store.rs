@@ -10,22 +10,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::files::noise;
 use common::*;
 
 const CHUNK: usize = 512 * 1024;
-
-/// Deterministic bytes of full entropy (xorshift32), like model weights or video.
-fn noise(len: usize, seed: u32) -> Vec<u8> {
-    let mut x: u32 = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 7) as u8
-        })
-        .collect()
-}
 
 /// Compressible text.
 fn text(len: usize) -> Vec<u8> {

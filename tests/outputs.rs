@@ -39,19 +39,6 @@ fn parameter_rel(p: &Path) -> String {
     format!("outputs/parameters{}", s(p))
 }
 
-/// Deterministic, incompressible bytes.
-fn noise(len: usize, seed: u32) -> Vec<u8> {
-    let mut x: u32 = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 7) as u8
-        })
-        .collect()
-}
-
 /// Compressible but not trivial bytes: words of a small vocabulary in a pseudo-random order.
 fn words(len: usize) -> Vec<u8> {
     const VOCAB: [&str; 16] = [
@@ -161,12 +148,6 @@ fn gnu_extract(archive: &Path, into: &Path) {
             .arg("--warning=no-timestamp"),
     );
 }
-
-const PY_EXTRACT: &str = "import sys, tarfile
-kw = {'filter': 'fully_trusted'} if hasattr(tarfile, 'fully_trusted_filter') else {}
-with tarfile.open(sys.argv[1], 'r:gz') as t:
-    t.extractall(sys.argv[2], numeric_owner=True, **kw)
-";
 
 fn python_extract(archive: &Path, into: &Path) {
     fs::create_dir_all(into).unwrap();

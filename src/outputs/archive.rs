@@ -411,7 +411,7 @@ mod test_files;
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::test_files::{chmod, cpath, is_root, set_mtime};
+    use super::test_files::{chmod, cpath, is_root, set_mtime, PY_EXTRACT};
     use super::*;
     use crate::outputs::gzip::tests::crc32;
     pub(crate) use crate::outputs::gzip::tests::gunzip;
@@ -643,12 +643,6 @@ pub(crate) mod tests {
                 .arg("--warning=no-timestamp"),
         )
     }
-
-    const PY_EXTRACT: &str = "import sys, tarfile
-kw = {'filter': 'fully_trusted'} if hasattr(tarfile, 'fully_trusted_filter') else {}
-with tarfile.open(sys.argv[1], 'r:gz') as t:
-    t.extractall(sys.argv[2], numeric_owner=True, **kw)
-";
 
     fn python_extract(archive: &Path, into: &Path) -> bool {
         fs::create_dir_all(into).unwrap();

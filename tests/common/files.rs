@@ -9,6 +9,27 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+/// Deterministic bytes of full entropy (xorshift32): incompressible, like model weights or video.
+pub fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x: u32 = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 7) as u8
+        })
+        .collect()
+}
+
+/// Python's tarfile extracting argv[1] into argv[2] as a root user restores a backup (all
+/// members trusted, owners by number).
+pub const PY_EXTRACT: &str = "import sys, tarfile
+kw = {'filter': 'fully_trusted'} if hasattr(tarfile, 'fully_trusted_filter') else {}
+with tarfile.open(sys.argv[1], 'r:gz') as t:
+    t.extractall(sys.argv[2], numeric_owner=True, **kw)
+";
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }

@@ -36,12 +36,7 @@ fn reference() -> Option<PathBuf> {
 fn cmd_with(r: &Root, bin: &std::path::Path) -> Command {
     let base = r.cmd();
     let mut c = Command::new(bin);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
+    copy_env(&base, &mut c);
     c.env("ARGO_CONTAINER_NAME", "main")
         .stdin(std::process::Stdio::null());
     c

@@ -410,12 +410,7 @@ os.execv(sys.argv[1], sys.argv[1:])";
         .arg(bin())
         .args(["emissary", "--", s(&script)])
         .stdin(Stdio::null());
-    for (k, v) in plain.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
+    copy_env(&plain, &mut c);
     let o = run(c);
     let err = stderr(&o);
     if code(&o) == 1 && err.contains("Traceback") {

@@ -449,12 +449,7 @@ fn full_console_pipe_without_proc_goes_through_the_writer_thread() {
         .stdin(Stdio::null())
         .stdout(Stdio::from(wr.try_clone().unwrap()))
         .stderr(Stdio::from(wr.try_clone().unwrap()));
-    for (k, v) in e.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
+    copy_env(&e, &mut c);
     let (st, took) = run_bounded(c, LIMIT);
     drop(wr);
     assert_complete(&r, st, took, 0, 32768, 1000);

@@ -57,12 +57,7 @@ impl Image {
     fn cmd(&self, args: &[&str]) -> Command {
         let c = self.root.cmd();
         let mut x = Command::new(self.argoexec());
-        for (k, v) in c.get_envs() {
-            match v {
-                Some(v) => x.env(k, v),
-                None => x.env_remove(k),
-            };
-        }
+        copy_env(&c, &mut x);
         x.env("ARGOEXEC_VAR_RUN_ARGO", self.root.path("shared"))
             .env("RECORD", self.record_path())
             .env_remove("ARGOEXEC_UPSTREAM_VERSION")
@@ -170,12 +165,7 @@ fn found_beside_the_name_we_were_started_by() {
     write_exec(&link_dir.join("argoexec-upstream"), STAND_IN.as_bytes());
     let base = img.cmd(&[]);
     let mut c = Command::new(link_dir.join("argoexec"));
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
+    copy_env(&base, &mut c);
     c.args(["wait", "--loglevel", "info"]).stdin(Stdio::null());
     let o = run(c);
     assert_eq!(code(&o), 7, "{}", stderr(&o));
@@ -542,12 +532,7 @@ fn gc_run(bin: &Path, sig_by_file: bool) -> (i32, String, bool) {
     let marks = r.path("marks");
     let base = r.cmd();
     let mut c = Command::new(bin);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
+    copy_env(&base, &mut c);
     c.args([
         "emissary",
         "--loglevel",

@@ -135,3 +135,14 @@ pub fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
 }
+
+/// Gives `to` the environment `from` sets and removes: another program (upstream's build, a
+/// wrapper, a copy of the binary) run as `Root::cmd` would run ours.
+pub fn copy_env(from: &Command, to: &mut Command) {
+    for (k, v) in from.get_envs() {
+        match v {
+            Some(v) => to.env(k, v),
+            None => to.env_remove(k),
+        };
+    }
+}

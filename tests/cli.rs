@@ -9,28 +9,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
-
-/// Upstream v4.1.2's own emissary, when it is here.
-fn reference() -> Option<PathBuf> {
-    let p = match std::env::var_os("ARGOEXEC_UPSTREAM_REF") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/upstream-emissary/argoexec-upstream"),
-    };
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: upstream's reference emissary not found at {} (set ARGOEXEC_UPSTREAM_REF)",
-            p.display()
-        );
-        None
-    }
-}
 
 /// `bin` against root `r` as container `main`, the rest of the environment as `Root::cmd`.
 fn cmd_with(r: &Root, bin: &std::path::Path) -> Command {
@@ -135,7 +116,7 @@ fn kubectl_flags_are_accepted_and_ignored() {
         "0",
     ];
     let mut refs = vec![("ours", bin())];
-    refs.extend(reference().map(|p| ("upstream", p)));
+    refs.extend(upstream_reference().map(|p| ("upstream", p)));
     for (who, b) in refs {
         let r = Root::new();
         let mut args = vec!["emissary"];
@@ -203,7 +184,7 @@ fn unknown_flags_are_usage_errors_with_exitcode() {
         assert!(!r.read("termination-log").is_empty(), "{args:?}");
     }
     // Upstream's cobra agrees where it makes these usage errors (exit 64).
-    if let Some(up) = reference() {
+    if let Some(up) = upstream_reference() {
         for args in [
             &["emissary", "--bogus", "--", "true"][..],
             &["emissary", "--gloglevel", "x", "--", "true"],
@@ -243,7 +224,7 @@ fn help_exits_zero_and_writes_nothing() {
         );
         assert!(!r.exists("ctr"), "{args:?} wrote into the root");
     }
-    if let Some(up) = reference() {
+    if let Some(up) = upstream_reference() {
         for args in &cases[..11] {
             if args.first() == Some(&"artifact-plugin-sidecar") {
                 continue; // not built into the reference
@@ -270,7 +251,7 @@ fn version_short() {
         "{full}"
     );
     // The same one-line shape as upstream's `argoexec: v4.1.2`.
-    if let Some(up) = reference() {
+    if let Some(up) = upstream_reference() {
         let o = run_with(&r, &up, &["version", "--short"]);
         let line = String::from_utf8_lossy(&o.stdout).into_owned();
         assert!(
@@ -412,7 +393,7 @@ fn v4_text_shape() {
     );
 
     // Upstream's own lines have the same fixed part and the same values.
-    if let Some(up) = reference() {
+    if let Some(up) = upstream_reference() {
         let r = Root::new();
         let theirs = log_lines(&r, &up, "text");
         for msg in ["capturing logs", "sub-process exited"] {
@@ -462,7 +443,7 @@ fn v4_json_shape() {
     assert_eq!(exited["level"], "INFO");
     assert_eq!(exited["error"], "exit status 3");
 
-    if let Some(up) = reference() {
+    if let Some(up) = upstream_reference() {
         let r = Root::new();
         let theirs = log_lines(&r, &up, "json");
         for msg in ["capturing logs", "sub-process exited"] {
@@ -552,7 +533,7 @@ fn v4_when_the_version_file_says_v4() {
 #[test]
 fn nil_error_of_a_successful_child() {
     let mut bins = vec![bin()];
-    bins.extend(reference());
+    bins.extend(upstream_reference());
     for b in bins {
         let r = Root::new();
         let o = run_with(&r, &b, &["emissary", "--", "true"]);

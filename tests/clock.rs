@@ -29,25 +29,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Upstream's emissary: `$ARGOEXEC_UPSTREAM_REF`, else beside the repository; `None` (said
-/// loudly) when it is not there, and the comparison is skipped.
-fn upstream() -> Option<PathBuf> {
-    let p = match std::env::var_os("ARGOEXEC_UPSTREAM_REF") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/upstream-emissary/argoexec-upstream"),
-    };
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: upstream's emissary not found at {} (set ARGOEXEC_UPSTREAM_REF)",
-            p.display()
-        );
-        None
-    }
-}
-
 /// A running emissary whose stderr is gathered by a thread as it comes.
 struct Running {
     child: Child,
@@ -547,7 +528,7 @@ fn unparsable_duration_or_retries_is_refused() {
         assert!(err.contains(said), "{t}: {err}");
         assert!(!ran.exists(), "{t}: an attempt ran");
         if retries == "2" {
-            if let Some(up) = upstream() {
+            if let Some(up) = upstream_reference() {
                 let u = Root::with_template(&t);
                 let script = format!("echo run >> {}", s(&u.path("ran")));
                 let o = run_in(&up, &u, &u.dir, &["sh", "-c", &script]);
@@ -627,7 +608,7 @@ fn outputs_land_where_the_wait_container_reads_them() {
     check(&bin(), "ours", true);
     // Upstream's emissary concatenates the parameter's path and fails on `../` (unless an
     // earlier output made the folder): compared on the artifacts alone.
-    if let Some(up) = upstream() {
+    if let Some(up) = upstream_reference() {
         check(&up, "upstream", false);
     }
 }
@@ -704,7 +685,7 @@ fn kill_prints_killing_only_with_valid_arguments() {
     let pid = gone.id().to_string();
     gone.wait().unwrap();
     let mut bins = vec![("ours", bin())];
-    if let Some(up) = upstream() {
+    if let Some(up) = upstream_reference() {
         bins.push(("upstream", up));
     }
     for (who, b) in &bins {
@@ -739,7 +720,7 @@ fn kill_prints_killing_only_with_valid_arguments() {
 /// An artifact with times before 1970 keeps them (a PAX record, as Go writes it), read back
 /// alike by Python's tarfile from ours and from upstream's emissary.
 #[test]
-fn mtimes_before_1970_survive_like_upstream() {
+fn mtimes_before_1970_survive_like_upstream_reference() {
     let r = Root::new();
     let d = r.path("src/old");
     fs::create_dir_all(&d).unwrap();
@@ -781,7 +762,7 @@ with tarfile.open(sys.argv[1], 'r:gz') as t:
     };
     let v: Value = serde_json::from_str(&ours).unwrap();
     assert_eq!(v, json!([["old", -1], ["old/f", -999_999_999]]), "{ours}");
-    if let Some(up) = upstream() {
+    if let Some(up) = upstream_reference() {
         assert_eq!(listing(&up, "upstream").unwrap(), ours);
     }
 }

@@ -571,22 +571,11 @@ fn artifact_gc_plugin_container() {
     for by_file in [true, false] {
         let ours = gc_run(&bin(), by_file);
         assert_eq!(ours, (143, "143".to_string(), false), "by file: {by_file}");
-        let reference = std::env::var_os("ARGOEXEC_UPSTREAM_REF")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("../shared/upstream-emissary/argoexec-upstream")
-            });
-        if reference.is_file() {
+        if let Some(reference) = upstream_reference() {
             assert_eq!(
                 gc_run(&reference, by_file),
                 ours,
                 "upstream, by file: {by_file}"
-            );
-        } else {
-            eprintln!(
-                "SKIPPED: no upstream reference emissary at {}",
-                reference.display()
             );
         }
     }

@@ -146,3 +146,22 @@ pub fn copy_env(from: &Command, to: &mut Command) {
         };
     }
 }
+
+/// Upstream's emissary: `$ARGOEXEC_UPSTREAM_REF`, else beside the repository; `None` (said
+/// loudly) when it is not there, and the comparison is skipped.
+pub fn upstream_reference() -> Option<PathBuf> {
+    let p = match std::env::var_os("ARGOEXEC_UPSTREAM_REF") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/upstream-emissary/argoexec-upstream"),
+    };
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: upstream's reference emissary not found at {} (set ARGOEXEC_UPSTREAM_REF)",
+            p.display()
+        );
+        None
+    }
+}

@@ -203,6 +203,17 @@ fn out_of_time_lines(err: &str, path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The outputs after a save cut in `big`: the parameter saved and nothing else left in
+/// `outputs`, the unfinished `big` archive removed and named, `small` named as not started.
+fn assert_cut_in_big(err: &str, outputs: &Path, src: &Path) {
+    let p_rel = format!("parameters{}", s(&src.join("p")));
+    assert_eq!(files_below(outputs), [p_rel], "{err}");
+    let big = out_of_time_lines(err, &src.join("big"));
+    assert_eq!(big.len(), 1, "{err}");
+    assert!(big[0].contains("unfinished=removed"), "{}", big[0]);
+    assert_eq!(out_of_time_lines(err, &src.join("small")).len(), 1, "{err}");
+}
+
 // ---- the kill clock (SPEC 3 step 11) ----
 
 /// TERM while the child runs, SIGKILL `GRACE` later: the emissary stops saving the
@@ -229,16 +240,8 @@ fn term_then_kill_after_grace_with_a_large_artifact() {
     let outputs = r.path("outputs");
     let p_rel = format!("parameters{}", s(&src.join("p")));
     assert_eq!(fs::read(outputs.join(&p_rel)).unwrap(), b"param");
-    assert_eq!(files_below(&outputs), [p_rel], "{err}");
     assert!(err.contains("saving artifact"), "{err}");
-    let big = out_of_time_lines(&err, &src.join("big"));
-    assert_eq!(big.len(), 1, "{err}");
-    assert!(big[0].contains("unfinished=removed"), "{}", big[0]);
-    assert_eq!(
-        out_of_time_lines(&err, &src.join("small")).len(),
-        1,
-        "{err}"
-    );
+    assert_cut_in_big(&err, &outputs, &src);
 }
 
 /// The clock starts at the TERM, not when saving starts: a child that takes 2 s to exit
@@ -296,16 +299,7 @@ fn a_term_during_saving_shortens_it() {
     assert!(by_itself, "SIGKILLed, no exitcode: {err}");
     assert_eq!(st.code(), Some(0), "{err}");
     assert_eq!(r.exitcode("main"), "0");
-    let p_rel = format!("parameters{}", s(&src.join("p")));
-    assert_eq!(files_below(&r.path("outputs")), [p_rel], "{err}");
-    let big = out_of_time_lines(&err, &src.join("big"));
-    assert_eq!(big.len(), 1, "{err}");
-    assert!(big[0].contains("unfinished=removed"), "{}", big[0]);
-    assert_eq!(
-        out_of_time_lines(&err, &src.join("small")).len(),
-        1,
-        "{err}"
-    );
+    assert_cut_in_big(&err, &r.path("outputs"), &src);
 }
 
 /// Without a termination signal there is no clock: a save that outlasts the grace period

@@ -48,6 +48,20 @@ fn wait_limited(mut child: Child, limit: Duration, what: &str) -> i32 {
     }
 }
 
+/// Writes main's signal file (15, whole, by a rename): `child` must end with 143 within half a
+/// second.
+fn assert_signal_file_stops_it_at_once(r: &Root, child: Child) {
+    let t = Instant::now();
+    r.write("ctr/main/signal.tmp", "15");
+    std::fs::rename(r.path("ctr/main/signal.tmp"), r.path("ctr/main/signal")).unwrap();
+    assert_eq!(wait_limited(child, Duration::from_secs(5), "emissary"), 143);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
 /// An idle step with capture on: after its first second (the early ticks, then inotify
 /// armed), three seconds without a single wake-up of the loop; then the signal file still
 /// stops it at once.
@@ -65,15 +79,7 @@ fn an_idle_attempt_has_no_timer_and_still_sees_the_signal_file() {
         "{} wake-ups in 3 s of nothing",
         after - before
     );
-    let t = Instant::now();
-    r.write("ctr/main/signal.tmp", "15");
-    std::fs::rename(r.path("ctr/main/signal.tmp"), r.path("ctr/main/signal")).unwrap();
-    assert_eq!(wait_limited(child, Duration::from_secs(5), "emissary"), 143);
-    assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        t.elapsed()
-    );
+    assert_signal_file_stops_it_at_once(&r, child);
 }
 
 /// A sidecar whose child ignores SIGTERM: after main's `exitcode`, the SIGKILL still comes
@@ -111,13 +117,5 @@ fn a_removed_and_remade_folder_is_watched_again() {
     std::thread::sleep(Duration::from_millis(300));
     std::fs::create_dir_all(r.path("ctr/main")).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let t = Instant::now();
-    r.write("ctr/main/signal.tmp", "15");
-    std::fs::rename(r.path("ctr/main/signal.tmp"), r.path("ctr/main/signal")).unwrap();
-    assert_eq!(wait_limited(child, Duration::from_secs(5), "emissary"), 143);
-    assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        t.elapsed()
-    );
+    assert_signal_file_stops_it_at_once(&r, child);
 }

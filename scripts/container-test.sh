@@ -258,6 +258,18 @@ arm64_images() {
     }
 }
 
+# split_opts WORDS... -- MORE...: the words before the first `--` into the caller's array
+# `opts`, those after it into `rest` (the caller declares both local: bash's dynamic scope).
+split_opts() {
+    opts=()
+    while [[ $1 != -- ]]; do
+        opts+=("$1")
+        shift
+    done
+    shift
+    rest=("$@")
+}
+
 # arm64_run [podman run options...] -- IMAGE BINARY ARGS...: BINARY of the arm64 IMAGE, run in
 # its own container (--platform linux/arm64). Where binfmt_misc hands aarch64 binaries to qemu
 # (podman's usual way), podman runs it like any image. Where it does not (here binfmt_misc is
@@ -266,13 +278,11 @@ arm64_images() {
 # made its entrypoint, so that the image's own arm64 binary still runs inside its container;
 # the commands it starts run natively (x86_64 busybox).
 arm64_run() {
-    local opts=() img bin
-    while [[ $1 != -- ]]; do
-        opts+=("$1")
-        shift
-    done
-    img=$2 bin=$3
-    shift 3
+    local opts rest img bin
+    split_opts "$@"
+    set -- "${rest[@]}"
+    img=$1 bin=$2
+    shift 2
     if [[ $(head -n 1 /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null) == enabled ]]; then
         pm run --rm --pull=never --network none --platform linux/arm64 "${opts[@]}" --entrypoint "$bin" "$img" "$@"
     else
@@ -324,13 +334,10 @@ pod_init() {
 # ctr_start NAME [podman run options...] -- CMD...: container NAME of the pod in the background
 # (busybox image), the volumes mounted, the controller's environment, a termination log.
 ctr_start() {
-    local name=$1 opts=()
+    local name=$1 opts rest
     shift
-    while [[ $1 != -- ]]; do
-        opts+=("$1")
-        shift
-    done
-    shift
+    split_opts "$@"
+    set -- "${rest[@]}"
     : >"$TLOG_DIR/$name"
     chmod 0666 "$TLOG_DIR/$name"
     pm run -d --pull=never --pod "$P" --name "$P-$name" \
@@ -342,12 +349,9 @@ ctr_start() {
 
 # main_start [podman run options...] -- CMD...: main, as a non-root user, read-only root.
 main_start() {
-    local opts=()
-    while [[ $1 != -- ]]; do
-        opts+=("$1")
-        shift
-    done
-    shift
+    local opts rest
+    split_opts "$@"
+    set -- "${rest[@]}"
     ctr_start main --user "$MAIN_USER" --read-only --read-only-tmpfs=false \
         --tmpfs /tmp:rw,mode=1777 "${opts[@]}" -- "${EMISSARY[@]}" "$@"
 }
@@ -585,12 +589,9 @@ INITLESS_EMISSARY=(/argo-bin/bin/argoexec emissary --loglevel info --log-format 
 # image volume, read-only), the inputs volume, ARGO_WAIT_FOR_READY=true and no ARGO_TEMPLATE
 # (the supervisor writes the template file).
 initless_main_start() {
-    local opts=()
-    while [[ $1 != -- ]]; do
-        opts+=("$1")
-        shift
-    done
-    shift
+    local opts rest
+    split_opts "$@"
+    set -- "${rest[@]}"
     ctr_start main --user "$MAIN_USER" --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,mode=1777 \
         --mount "type=image,source=$OVER_IMAGE,destination=/argo-bin" \
         -v "$P-inputs:/argo/inputs/artifacts" -e ARGO_WAIT_FOR_READY=true "${opts[@]}" -- \

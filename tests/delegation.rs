@@ -441,32 +441,33 @@ fn signal(child: &Child, sig: i32) {
 
 const PLUGIN: &str = r#"trap 'echo TERM >> "$MARKS"' TERM; trap 'echo USR1 >> "$MARKS"' USR1; echo ready >> "$MARKS"; while :; do sleep 0.05; done"#;
 
+/// `c` running `SUB <controller flags> -- sh -c script` as plugin container `ctr`, its marks
+/// in `marks`, quiet; returns once the script has marked itself ready.
+fn start_plugin(mut c: Command, sub: &str, script: &str, ctr: &str, marks: &Path) -> Child {
+    c.arg(sub)
+        .args(CONTROLLER_FLAGS)
+        .args(["--", "sh", "-c", script])
+        .env("ARGO_CONTAINER_NAME", ctr)
+        .env("MARKS", marks)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = spawn(&mut c);
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(marks)
+            .unwrap_or_default()
+            .contains("ready")
+    }));
+    child
+}
+
 #[test]
 fn plugin_sidecar_is_stopped_only_by_its_signal_file() {
     let r = Root::new();
     let marks = r.path("marks");
     let ctr = "artifact-plugin-my-plugin";
-    let mut c = r.cmd();
-    c.args([
-        "artifact-plugin-sidecar",
-        "--loglevel",
-        "info",
-        "--log-format",
-        "text",
-        "--gloglevel",
-        "0",
-        "--",
-        "sh",
-        "-c",
-        PLUGIN,
-    ])
-    .env("ARGO_CONTAINER_NAME", ctr)
-    .env("MARKS", &marks)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let mut child = spawn(&mut c);
+    let mut child = start_plugin(r.cmd(), "artifact-plugin-sidecar", PLUGIN, ctr, &marks);
     let read = || std::fs::read_to_string(&marks).unwrap_or_default();
-    assert!(wait_until(Duration::from_secs(10), || read().contains("ready")));
 
     // The kubelet's SIGTERM is not forwarded: the plugin keeps serving the wait container.
     signal(&child, libc::SIGTERM);
@@ -533,30 +534,8 @@ fn gc_run(bin: &Path, sig_by_file: bool) -> (i32, String, bool) {
     let base = r.cmd();
     let mut c = Command::new(bin);
     copy_env(&base, &mut c);
-    c.args([
-        "emissary",
-        "--loglevel",
-        "info",
-        "--log-format",
-        "text",
-        "--gloglevel",
-        "0",
-        "--",
-        "sh",
-        "-c",
-    ])
-    .arg(PLUGIN.replace("trap 'echo TERM >> \"$MARKS\"' TERM; ", ""))
-    .env("ARGO_CONTAINER_NAME", ctr)
-    .env("MARKS", &marks)
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let mut child = spawn(&mut c);
-    assert!(wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(&marks)
-            .unwrap_or_default()
-            .contains("ready")
-    }));
+    let script = PLUGIN.replace("trap 'echo TERM >> \"$MARKS\"' TERM; ", "");
+    let mut child = start_plugin(c, "emissary", &script, ctr, &marks);
     if sig_by_file {
         r.write(&format!("ctr/{ctr}/signal"), "15");
     } else {

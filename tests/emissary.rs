@@ -719,14 +719,7 @@ fn json_and_level() {
 fn upstream_flags_accepted() {
     let r = Root::new();
     let mut c = r.cmd();
-    c.args([
-        "emissary",
-        "--loglevel",
-        "info",
-        "--log-format",
-        "text",
-        "--gloglevel",
-        "0",
+    c.arg("emissary").args(CONTROLLER_FLAGS).args([
         "--kubeconfig",
         "/nonexistent",
         "--",

@@ -165,3 +165,13 @@ pub fn upstream_reference() -> Option<PathBuf> {
         None
     }
 }
+
+/// The flags upstream's controller puts before `--` on every emissary-family command line.
+pub const CONTROLLER_FLAGS: [&str; 6] = [
+    "--loglevel",
+    "info",
+    "--log-format",
+    "text",
+    "--gloglevel",
+    "0",
+];

@@ -38,25 +38,25 @@ impl Drop for Reaper {
     }
 }
 
-/// Starts `c` with its output thrown away, for children that write more than a pipe holds.
-fn spawn_quiet(mut c: Command, reaper: &mut Reaper) -> Child {
+/// Starts `c` with stdout and stderr each given `out()`, and has `reaper` kill it if the test
+/// ends first.
+fn spawn_with(mut c: Command, reaper: &mut Reaper, out: fn() -> Stdio) -> Child {
     let child = c
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(out())
+        .stderr(out())
         .spawn()
         .expect("starting argoexec");
     reaper.add(child.id() as i32);
     child
 }
 
-fn spawn(mut c: Command, reaper: &mut Reaper) -> Child {
-    let child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting argoexec");
-    reaper.add(child.id() as i32);
-    child
+/// Starts `c` with its output thrown away, for children that write more than a pipe holds.
+fn spawn_quiet(c: Command, reaper: &mut Reaper) -> Child {
+    spawn_with(c, reaper, Stdio::null)
+}
+
+fn spawn(c: Command, reaper: &mut Reaper) -> Child {
+    spawn_with(c, reaper, Stdio::piped)
 }
 
 /// Waits for `child` at most `limit`; kills it and fails the test when it takes longer.

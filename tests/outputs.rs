@@ -135,28 +135,11 @@ fn names(entries: &[Entry]) -> Vec<&str> {
 
 /// Extracts with GNU tar as a root user restores a backup.
 fn gnu_extract(archive: &Path, into: &Path) {
-    fs::create_dir_all(into).unwrap();
-    tool(
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(archive)
-            .arg("-C")
-            .arg(into)
-            .args(["--same-permissions", "--numeric-owner"])
-            // mtimes are rounded to the nearest second as Go writes them: a file written
-            // just now may be up to half a second "in the future"; times are compared exactly.
-            .arg("--warning=no-timestamp"),
-    );
+    tool(&mut gnu_extract_cmd(archive, into));
 }
 
 fn python_extract(archive: &Path, into: &Path) {
-    fs::create_dir_all(into).unwrap();
-    tool(
-        Command::new("python3")
-            .args(["-c", PY_EXTRACT])
-            .arg(archive)
-            .arg(into),
-    );
+    tool(&mut python_extract_cmd(archive, into));
 }
 
 /// FNV-1a, 64 bits: enough to tell file contents apart in a comparison.

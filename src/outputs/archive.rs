@@ -411,7 +411,9 @@ mod test_files;
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::test_files::{chmod, cpath, is_root, set_mtime, PY_EXTRACT};
+    use super::test_files::{
+        chmod, cpath, gnu_extract_cmd, is_root, python_extract_cmd, set_mtime,
+    };
     use super::*;
     use crate::outputs::gzip::tests::crc32;
     pub(crate) use crate::outputs::gzip::tests::gunzip;
@@ -630,28 +632,11 @@ pub(crate) mod tests {
 
     /// Extracts with GNU tar as a root user would restore a backup.
     fn gnu_extract(archive: &Path, into: &Path) -> bool {
-        fs::create_dir_all(into).unwrap();
-        run_tool(
-            Command::new("tar")
-                .arg("-xzf")
-                .arg(archive)
-                .arg("-C")
-                .arg(into)
-                .args(["--same-permissions", "--numeric-owner"])
-                // Times are compared exactly instead: GNU tar warns of any before 1970 and of
-                // one rounded up past now (a file just written), Go's archives alike.
-                .arg("--warning=no-timestamp"),
-        )
+        run_tool(&mut gnu_extract_cmd(archive, into))
     }
 
     fn python_extract(archive: &Path, into: &Path) -> bool {
-        fs::create_dir_all(into).unwrap();
-        run_tool(
-            Command::new("python3")
-                .args(["-c", PY_EXTRACT])
-                .arg(archive)
-                .arg(into),
-        )
+        run_tool(&mut python_extract_cmd(archive, into))
     }
 
     fn assert_same(expected: &BTreeMap<Vec<u8>, Node>, got: &BTreeMap<Vec<u8>, Node>, who: &str) {

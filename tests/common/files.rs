@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 
 /// Deterministic bytes of full entropy (xorshift32): incompressible, like model weights or video.
 pub fn noise(len: usize, seed: u32) -> Vec<u8> {
@@ -24,11 +25,35 @@ pub fn noise(len: usize, seed: u32) -> Vec<u8> {
 
 /// Python's tarfile extracting argv[1] into argv[2] as a root user restores a backup (all
 /// members trusted, owners by number).
-pub const PY_EXTRACT: &str = "import sys, tarfile
+const PY_EXTRACT: &str = "import sys, tarfile
 kw = {'filter': 'fully_trusted'} if hasattr(tarfile, 'fully_trusted_filter') else {}
 with tarfile.open(sys.argv[1], 'r:gz') as t:
     t.extractall(sys.argv[2], numeric_owner=True, **kw)
 ";
+
+/// GNU tar extracting the .tgz `archive` into `into` (made first) as a root user restores a
+/// backup.
+pub fn gnu_extract_cmd(archive: &Path, into: &Path) -> Command {
+    fs::create_dir_all(into).unwrap();
+    let mut c = Command::new("tar");
+    c.arg("-xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(into)
+        .args(["--same-permissions", "--numeric-owner"])
+        // Times are compared exactly instead: GNU tar warns of any before 1970 and of one
+        // rounded up past now (a file just written, Go's archives alike).
+        .arg("--warning=no-timestamp");
+    c
+}
+
+/// Python's tarfile extracting the .tgz `archive` into `into` (made first), as GNU tar above.
+pub fn python_extract_cmd(archive: &Path, into: &Path) -> Command {
+    fs::create_dir_all(into).unwrap();
+    let mut c = Command::new("python3");
+    c.args(["-c", PY_EXTRACT]).arg(archive).arg(into);
+    c
+}
 
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.

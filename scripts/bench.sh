@@ -178,6 +178,8 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
     if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # Thousands separators.
 commas() { printf '%d' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+# bytes_h BYTES: a whole number of GiB, or of MiB below one GiB, for a row's text.
+bytes_h() { awk -v b="$1" 'BEGIN { if (b >= 2^30) printf "%d GiB", b / 2^30; else printf "%d MiB", b / 2^20 }'; }
 kib() { awk -v k="$1" 'BEGIN { if (k >= 1024) printf "%.2f MiB", k / 1024; else printf "%d KiB", k }'; }
 # Throughput of BYTES in NS as MiB/s.
 mibs() { awk -v b="$1" -v n="$2" 'BEGIN { printf "%.0f MiB/s", b / 1048576 / (n / 1e9) }'; }
@@ -462,7 +464,7 @@ capture_run() { # WHO BASE
 # going first, CAP_REPS times each; medians.
 capture_row() { # FIG FS_WORDS BASE
     local fig=$1 base=$3 size_h i who r w h t_ours=() t_tee=() h_ours=() h_tee=() t_up=() h_up=()
-    size_h=$(awk -v b="$CAP_BYTES" 'BEGIN { if (b >= 2^30) printf "%d GiB", b / 2^30; else printf "%d MiB", b / 2^20 }')
+    size_h=$(bytes_h "$CAP_BYTES")
     local how="\`head -c $size_h /dev/zero\` through the emissary, capture on (ctr/main/stdout + combined), console a pipe to \`cat\`; vs \`head \\| tee f1 f2 \\| cat\`; both writing fresh files $2; each run after \`sync\` and dropping the page cache; median of $CAP_REPS, interleaved, taking turns at going first"
     local goal="≥ 2.0x GNU tee"
     for ((i = 0; i < CAP_REPS; i++)); do
@@ -656,7 +658,7 @@ bench_artifact() {
 bench_artifact_random() {
     local fig="artifact throughput, incompressible"
     local rand_h
-    rand_h=$(awk -v b="$RAND_BYTES" 'BEGIN { if (b >= 2^30) printf "%d GiB", b / 2^30; else printf "%d MiB", b / 2^20 }')
+    rand_h=$(bytes_h "$RAND_BYTES")
     local how="one $rand_h file of random bytes (cached) archived at level 6 by the emissary vs \`tar\|pigz -6 -p $(nproc)\`; median of $ART_REPS, interleaved"
     local goal="≥ 5x pigz -6, size ≤ input + 0.1 %"
     mkdir -p "$WORK/src" && head -c "$RAND_BYTES" /dev/urandom >"$WORK/src/rand" ||
@@ -690,7 +692,7 @@ bench_artifact_random() {
 bench_artifact_memory() {
     local fig="artifact memory"
     local big_h
-    big_h=$(awk -v b="$BIG_BYTES" 'BEGIN { if (b >= 2^30) printf "%d GiB", b / 2^30; else printf "%d MiB", b / 2^20 }')
+    big_h=$(bytes_h "$BIG_BYTES")
     local how="peak RSS (VmHWM of the emissary, sampled every 20 ms) archiving one $big_h file (sparse, level 6); also the tree above"
     local goal="< 16 MiB"
     mkdir -p "$WORK/src" && truncate -s "$BIG_BYTES" "$WORK/src/big" ||

@@ -203,6 +203,20 @@ fn out_of_time_lines(err: &str, path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Sends `run` a TERM now and, as the kubelet would, SIGKILL `GRACE` later: it must have
+/// ended by itself before that with `code`, and `exitcode` must say the same. Its stderr.
+fn term_then_kill(run: &mut Running, r: &Root, code: i32) -> String {
+    let t0 = Instant::now();
+    run.signal(libc::SIGTERM);
+    let (st, by_itself) = run.kill_at(t0 + GRACE);
+    let took = t0.elapsed();
+    let err = run.stderr();
+    assert!(by_itself, "SIGKILLed after {took:?}, no exitcode: {err}");
+    assert_eq!(st.code(), Some(code), "{err}");
+    assert_eq!(r.exitcode("main"), code.to_string());
+    err
+}
+
 /// The outputs after a save cut in `big`: the parameter saved and nothing else left in
 /// `outputs`, the unfinished `big` archive removed and named, `small` named as not started.
 fn assert_cut_in_big(err: &str, outputs: &Path, src: &Path) {
@@ -227,14 +241,7 @@ fn term_then_kill_after_grace_with_a_large_artifact() {
     let script = format!("touch {}; exec sleep 100", s(&mark));
     let mut run = Running::start(emissary_cmd(&r, &["sh", "-c", &script]));
     assert!(wait_until(Duration::from_secs(10), || mark.exists()));
-    let t0 = Instant::now();
-    run.signal(libc::SIGTERM);
-    let (st, by_itself) = run.kill_at(t0 + GRACE);
-    let took = t0.elapsed();
-    let err = run.stderr();
-    assert!(by_itself, "SIGKILLed after {took:?}, no exitcode: {err}");
-    assert_eq!(st.code(), Some(143), "{err}");
-    assert_eq!(r.exitcode("main"), "143");
+    let err = term_then_kill(&mut run, &r, 143);
     // The parameter came first and is whole; the big archive was cut and removed; the
     // artifact after it was not started.
     let outputs = r.path("outputs");
@@ -259,13 +266,7 @@ fn the_clock_starts_at_the_first_term() {
     );
     let mut run = Running::start(emissary_cmd(&r, &["sh", "-c", &script]));
     assert!(wait_until(Duration::from_secs(10), || mark.exists()));
-    let t0 = Instant::now();
-    run.signal(libc::SIGTERM);
-    let (st, by_itself) = run.kill_at(t0 + GRACE);
-    let err = run.stderr();
-    assert!(by_itself, "SIGKILLed, no exitcode: {err}");
-    assert_eq!(st.code(), Some(7), "{err}");
-    assert_eq!(r.exitcode("main"), "7");
+    let err = term_then_kill(&mut run, &r, 7);
     assert!(files_below(&r.path("outputs")).is_empty(), "{err}");
     for name in ["p", "big", "small"] {
         assert_eq!(
@@ -292,13 +293,7 @@ fn a_term_during_saving_shortens_it() {
     );
     // Well into the archive, which takes far longer than the grace period.
     std::thread::sleep(Duration::from_millis(300));
-    let t0 = Instant::now();
-    run.signal(libc::SIGTERM);
-    let (st, by_itself) = run.kill_at(t0 + GRACE);
-    let err = run.stderr();
-    assert!(by_itself, "SIGKILLed, no exitcode: {err}");
-    assert_eq!(st.code(), Some(0), "{err}");
-    assert_eq!(r.exitcode("main"), "0");
+    let err = term_then_kill(&mut run, &r, 0);
     assert_cut_in_big(&err, &r.path("outputs"), &src);
 }
 

@@ -71,6 +71,18 @@ impl Image {
     }
 
     /// The stand-in's `$0` and arguments, one a line.
+    /// What the stand-in records when `args` are handed over to it unchanged: its `$0`, the
+    /// upstream binary's path in the image, then the arguments.
+    fn handed_over(&self, args: &[&str]) -> Vec<String> {
+        let mut want = vec![self
+            .root
+            .path("bin/argoexec-upstream")
+            .to_string_lossy()
+            .into_owned()];
+        want.extend(strings(args));
+        want
+    }
+
     fn record(&self) -> Vec<String> {
         std::fs::read_to_string(self.record_path())
             .unwrap_or_default()
@@ -144,13 +156,7 @@ fn found_beside_our_executable_and_given_the_same_argv() {
         let o = run(img.cmd(args));
         assert_eq!(code(&o), 7, "{args:?}: {}", stderr(&o));
         // The stand-in's $0 names the binary exec'd; then the arguments, unchanged.
-        let mut want = vec![img
-            .root
-            .path("bin/argoexec-upstream")
-            .to_string_lossy()
-            .into_owned()];
-        want.extend(strings(args));
-        assert_eq!(img.record(), want, "{args:?}");
+        assert_eq!(img.record(), img.handed_over(args), "{args:?}");
     }
 }
 
@@ -268,13 +274,7 @@ fn init_is_handed_over_unparsed() {
     c.env("ARGO_TEMPLATE", "{}");
     let o = run(c);
     assert_eq!(code(&o), 7, "{}", stderr(&o));
-    let mut want = vec![img
-        .root
-        .path("bin/argoexec-upstream")
-        .to_string_lossy()
-        .into_owned()];
-    want.extend(strings(&args));
-    assert_eq!(img.record(), want);
+    assert_eq!(img.record(), img.handed_over(&args));
     // Our first line names both versions; upstream's version (asked of it) is left for the
     // emissaries, and no copy of upstream's binary, since no artifact plugin is used.
     let e = stderr(&o);

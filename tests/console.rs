@@ -88,6 +88,14 @@ fn with_console(r: &Root, args: &[&str], console: &OwnedFd) -> Command {
     c
 }
 
+/// The step ended within `within` with code `want`, and `exitcode` says the same.
+fn assert_ended(r: &Root, st: Option<ExitStatus>, took: Duration, want: i32, within: Duration) {
+    let st = st.unwrap_or_else(|| panic!("the emissary did not end within {LIMIT:?}"));
+    assert!(took < within, "took {took:?}");
+    assert_eq!(st.code(), Some(want));
+    assert_eq!(r.exitcode("main"), want.to_string());
+}
+
 /// The step ended in time, `exitcode` says `want`, and the capture files hold exactly what
 /// the child wrote.
 fn assert_complete(
@@ -98,10 +106,7 @@ fn assert_complete(
     out: u64,
     err: u64,
 ) {
-    let st = st.unwrap_or_else(|| panic!("the emissary did not end within {LIMIT:?}"));
-    assert!(took < Duration::from_secs(8), "took {took:?}");
-    assert_eq!(st.code(), Some(want));
-    assert_eq!(r.exitcode("main"), want.to_string());
+    assert_ended(r, st, took, want, Duration::from_secs(8));
     assert_eq!(
         r.read_bytes("ctr/main/stdout").len() as u64,
         out,
@@ -313,10 +318,7 @@ fn tty_unread_input_does_not_hold_the_end_and_lines_end_crlf() {
     let (st, took) = run_bounded(c, LIMIT);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
-    let st = st.unwrap_or_else(|| panic!("the emissary did not end within {LIMIT:?}"));
-    assert_eq!(st.code(), Some(0));
-    assert_eq!(r.exitcode("main"), "0");
-    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert_ended(&r, st, took, 0, Duration::from_secs(6));
     // The child's terminal echoes the input it got, as any terminal does: only look for ours.
     let so = r.read("ctr/main/stdout");
     assert!(
@@ -362,10 +364,7 @@ fn tty_full_terminal_capture_complete() {
         .stderr(Stdio::from(slave.try_clone().unwrap()));
     drop(slave);
     let (st, took) = run_bounded(c, LIMIT);
-    let st = st.unwrap_or_else(|| panic!("the emissary did not end within {LIMIT:?}"));
-    assert_eq!(st.code(), Some(0));
-    assert_eq!(r.exitcode("main"), "0");
-    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert_ended(&r, st, took, 0, Duration::from_secs(8));
     let so = r.read("ctr/main/stdout");
     assert_eq!(
         so.len(),

@@ -1,5 +1,6 @@
-//! File helpers shared by the archive's unit tests (src/outputs/archive.rs includes this file by path)
-//! and the outputs integration tests.
+//! Helpers shared by the archive's unit tests (src/outputs/archive.rs includes this file by path)
+//! and the outputs and artifact-store integration tests: file set-up, incompressible test data,
+//! and the GNU tar and Python extract commands the archives are checked with.
 
 #![allow(dead_code)]
 

@@ -8,6 +8,8 @@
 #   (default)  full sizes and counts; about 12 minutes on a 2-core machine
 #   --quick    every row with tiny sizes and counts, well under a minute (run by scripts/test.sh)
 # ARGOEXEC_BIN=path  benchmark that binary instead of building it with scripts/build.sh.
+# BENCH_ONLY="4 6"  only those row groups (numbered as in the log); the per-pod table then
+#            has only what they measured.
 # ARGOEXEC_UPSTREAM_REF=path  upstream's emissary (default ../shared/upstream-emissary/
 #            argoexec-upstream beside the repository); absent, its cells say "skipped".
 #
@@ -22,7 +24,7 @@ for a in "$@"; do
     case $a in
         --quick) MODE=quick ;;
         -h | --help)
-            sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -38,10 +40,12 @@ REPO=$PWD
 if [[ $MODE == full ]]; then
     START_N=500       # start+exit runs per command
     EXIT_N=200        # exit-latency runs
-    SIG_N=50          # signal-file reactions
+    SIG_N=200         # signal-file reactions (and as many of each reference kind)
+    SIG_BATCHES=4
     IDLE_S=30         # idle seconds
     CAP_BYTES=$((2 << 30))
     CAP_REPS=7
+    DESIGN_REPS=3     # runs of each other capture design (helper capdesign)
     TREE_MB=500
     ART_REPS=2
     BIG_BYTES=$((1 << 30))
@@ -55,9 +59,11 @@ else
     START_N=50
     EXIT_N=30
     SIG_N=10
+    SIG_BATCHES=2
     IDLE_S=3
     CAP_BYTES=$((64 << 20))
     CAP_REPS=1
+    DESIGN_REPS=1
     TREE_MB=20
     ART_REPS=1
     BIG_BYTES=$((32 << 20))
@@ -120,7 +126,7 @@ fi
 # Work folder on the main disk (capture files and tee's files live side by side there).
 WORK=$(mktemp -d /var/tmp/argoexec-bench.XXXXXX) || exit 1
 HELPER=$WORK/helper
-if ! gcc -O2 -o "$HELPER" scripts/bench/helper.c; then
+if ! gcc -O2 -pthread -o "$HELPER" scripts/bench/helper.c; then
     log "cannot compile scripts/bench/helper.c"
     exit 1
 fi
@@ -314,20 +320,35 @@ bench_exit() {
 
 # ---------------------------------------------------------------- 4. signal-file reaction
 
+# pct_of FILE Q [COL]: percentile Q (nearest rank) of column COL (default 1) of FILE; -1 if none.
+pct_of() { awk -v c="${3:-1}" '{ print $c }' "$1" | sort -n | awk -v q="$2" '{ v[NR] = $1 } END {
+    if (NR == 0) { print -1; exit }
+    i = int((q * NR + 99) / 100); if (i < 1) i = 1; print v[i] }'; }
+
 bench_signal() {
     local fig="signal-file reaction"
-    local how="\`15\` renamed into ctr/main/signal at a random phase while the child sleeps, until the emissary has exited; $SIG_N runs"
+    local how="\`15\` renamed into ctr/main/signal at a random phase (0-25 ms) once the child sleeps, until the emissary has exited; $SIG_N runs in $SIG_BATCHES batches, interleaved with the two other kinds below; after a \`sync\`"
     local goal="p99 ≤ 10 ms"
-    local root out ref
+    local root b kind fails=0 out
     root=$(new_root '{}') || return
-    out=$(BENCH_READY=$WORK/ready ARGOEXEC_VAR_RUN_ARGO=$root timeout 600 "$HELPER" sigreact "$SIG_N" file \
-        "$root/ctr/main" "$BIN" emissary -- "$HELPER" readysleep "$WORK/ready") ||
-        { row_failed "$fig" "$how" "$goal" "helper failed"; return; }
-    ref=$(BENCH_READY=$WORK/ready ARGOEXEC_VAR_RUN_ARGO=$root timeout 600 "$HELPER" sigreact "$SIG_N" kill \
-        "$root/ctr/main" "$BIN" emissary -- "$HELPER" readysleep "$WORK/ready") || ref="-1 -1 -1 1"
-    local p50 p99 mx fails r50 r99 up=$UP_SKIP
-    read -r p50 p99 mx fails <<<"$out"
-    read -r r50 r99 _ _ <<<"$ref"
+    rm -f "$WORK"/sig.*
+    sync
+    # Three kinds, taking turns batch by batch so that a noisy moment of the machine falls on
+    # all of them: the row's own (early in the step, the loop still on its tick), SIGTERM
+    # sent directly (the machine's own tail: the child's death and the exits), and late in
+    # the step (300 ms on, inotify watching).
+    for ((b = 0; b < SIG_BATCHES; b++)); do
+        for kind in file kill late; do
+            out=$(BENCH_SAMPLES=$WORK/sig.$kind BENCH_PHASE_MS=$([[ $kind == late ]] && echo 300 || echo 0) \
+                BENCH_READY=$WORK/ready ARGOEXEC_VAR_RUN_ARGO=$root timeout 600 "$HELPER" sigreact \
+                $((SIG_N / SIG_BATCHES)) "$([[ $kind == kill ]] && echo kill || echo file)" \
+                "$root/ctr/main" "$BIN" emissary -- "$HELPER" readysleep "$WORK/ready") ||
+                { row_failed "$fig" "$how" "$goal" "helper failed"; return; }
+            fails=$((fails + ${out##* }))
+        done
+    done
+    local p50 p99 mx up=$UP_SKIP
+    p50=$(pct_of "$WORK/sig.file" 50) p99=$(pct_of "$WORK/sig.file" 99) mx=$(pct_of "$WORK/sig.file" 100)
     if [[ -n $UP ]]; then
         local uroot u50 u99 umx uf
         uroot=$(new_root '{}') || return
@@ -342,8 +363,10 @@ bench_signal() {
         row_failed "$fig" "$how" "$goal" "$fails runs did not react within 10 s"
         return
     fi
-    row "$fig" "$how" "p50 $(fmt_ns "$p50"), p99 $(fmt_ns "$p99"), max $(fmt_ns "$mx")" \
-        "reference, SIGTERM sent to ours directly: p50 $(fmt_ns "$r50"), p99 $(fmt_ns "$r99"); $up" \
+    # p50/p99/max of column COL of kind K's samples.
+    dist() { echo "p50 $(fmt_ns "$(pct_of "$WORK/sig.$1" 50 "$2")"), p99 $(fmt_ns "$(pct_of "$WORK/sig.$1" 99 "$2")"), max $(fmt_ns "$(pct_of "$WORK/sig.$1" 100 "$2")")"; }
+    local peers="reference, SIGTERM sent to ours directly: $(dist kill 1); ours 300 ms into the step (inotify watching): to \`exitcode\` $(dist late 2), to the emissary's exit $(dist late 1) (its exit waits for the kernel to tear its inotify watches down); "
+    row "$fig" "$how" "p50 $(fmt_ns "$p50"), p99 $(fmt_ns "$p99"), max $(fmt_ns "$mx") (to \`exitcode\`: $(dist file 2))" "$peers$up" \
         "$goal" "$(yesno holds "$p99 <= 10000000")"
 }
 
@@ -426,7 +449,7 @@ drop_caches() {
     echo 3 2>/dev/null >/proc/sys/vm/drop_caches || CACHES_DROPPED=no
 }
 
-# One capture run, WHO (ours or tee) writing its two files into a fresh folder under BASE,
+# One capture run, WHO (ours, upstream, tee, or a design of helper capdesign) writing its two files into a fresh folder under BASE,
 # after a sync and a drop of the page cache so that no run pays for the writeback of the one
 # before. Prints "wall_ns vmhwm_kb"; fails when the run failed or a file came out short.
 capture_run() { # WHO BASE
@@ -447,10 +470,17 @@ capture_run() { # WHO BASE
         ARGO_INCLUDE_SCRIPT_OUTPUT=true ARGOEXEC_VAR_RUN_ARGO=$d timeout 600 \
             "$HELPER" watch 20 "$WORK/cap.w" "$BIN" emissary -- head -c "$CAP_BYTES" /dev/zero \
             2>/dev/null | cat >/dev/null
-    else
+    elif [[ $who == tee ]]; then
         f1=$d/f1 f2=$d/f2
         head -c "$CAP_BYTES" /dev/zero |
             timeout 600 "$HELPER" watch 20 "$WORK/cap.w" tee "$f1" "$f2" | cat >/dev/null
+    elif [[ $who == floor ]]; then
+        f1=$d/f1 f2=$d/f2
+        BENCH_BYTES=$CAP_BYTES timeout 600 "$HELPER" watch 20 "$WORK/cap.w" "$HELPER" capdesign floor "$f1" "$f2" </dev/null
+    else
+        f1=$d/f1 f2=$d/f2
+        head -c "$CAP_BYTES" /dev/zero |
+            timeout 600 "$HELPER" watch 20 "$WORK/cap.w" "$HELPER" capdesign "$who" "$f1" "$f2" | cat >/dev/null
     fi
     read -r wall h c m st <"$WORK/cap.w" && [[ $st == 0 ]] &&
         [[ $(stat -c %s "$f1" 2>/dev/null) == "$CAP_BYTES" && $(stat -c %s "$f2" 2>/dev/null) == "$CAP_BYTES" ]] &&
@@ -467,14 +497,17 @@ capture_row() { # FIG FS_WORDS BASE
     size_h=$(bytes_h "$CAP_BYTES")
     local how="\`head -c $size_h /dev/zero\` through the emissary, capture on (ctr/main/stdout + combined), console a pipe to \`cat\`; vs \`head \\| tee f1 f2 \\| cat\`; both writing fresh files $2; each run after \`sync\` and dropping the page cache; median of $CAP_REPS, interleaved, taking turns at going first"
     local goal="≥ 2.0x GNU tee"
+    local -A t_design=()
     for ((i = 0; i < CAP_REPS; i++)); do
-        for who in $( ((i % 2)) && echo tee ours || echo ours tee) $([[ -n $UP ]] && ((i == 0)) && echo upstream); do
+        for who in $( ((i % 2)) && echo tee ours || echo ours tee) $([[ -n $UP ]] && ((i == 0)) && echo upstream) \
+            $( ((i < DESIGN_REPS)) && echo zerocopy threads floor); do
             r=$(capture_run "$who" "$base") || { row_failed "$fig" "$how" "$goal" "$who: run failed or files incomplete"; return; }
             read -r w h <<<"$r"
             case $who in
                 ours) t_ours+=("$w") h_ours+=("$h") ;;
                 tee) t_tee+=("$w") h_tee+=("$h") ;;
                 upstream) t_up+=("$w") h_up+=("$h") ;;
+                *) t_design[$who]+=" $w" ;;
             esac
         done
     done
@@ -494,8 +527,17 @@ capture_row() { # FIG FS_WORDS BASE
     # The spread of the runs says how far to trust the medians.
     spread() { ((CAP_REPS > 1)) && printf '; runs %s to %s' "$(fmt_ns "$(printf '%s\n' "$@" | sort -n | head -n 1)")" \
         "$(fmt_ns "$(printf '%s\n' "$@" | sort -n | tail -n 1)")"; }
+    # The other designs of helper capdesign, each against the same tee runs: what zero copy and
+    # writer threads would give here, and the floor (the two files alone) that bounds them all.
+    local designs="" dn dm
+    for dn in zerocopy threads floor; do
+        # shellcheck disable=SC2086 # the runs are a space-separated list
+        dm=$(median ${t_design[$dn]})
+        designs+="; $(case $dn in zerocopy) echo "tee(2)+splice(2) zero copy" ;; threads) echo "a writer thread per file" ;;
+            floor) echo "the two files alone, nothing read (floor)" ;; esac) $(mibs "$CAP_BYTES" "$dm"): $(ratio "$mt" "$dm")"
+    done
     row "$fig" "$how" "$(mibs "$CAP_BYTES" "$mo") ($(fmt_ns "$mo")$(spread "${t_ours[@]}"))" \
-        "GNU tee $(mibs "$CAP_BYTES" "$mt") ($(fmt_ns "$mt")$(spread "${t_tee[@]}")): $(ratio "$mt" "$mo"); $up" "$goal" \
+        "GNU tee $(mibs "$CAP_BYTES" "$mt") ($(fmt_ns "$mt")$(spread "${t_tee[@]}")): $(ratio "$mt" "$mo"); $up; other designs of the capture (helper capdesign, $DESIGN_REPS runs each, ratios to the same tee)$designs" "$goal" \
         "$(yesno holds "$mt / $mo >= 2.0")"
 }
 
@@ -845,19 +887,25 @@ bench_cost() {
 
 T0=$(date +%s)
 log "mode $MODE, binary $BIN, work $WORK"
-log "1/13 binary size";          bench_size
-log "2/13 start+exit";           bench_start
-log "3/13 exit latency";         bench_exit
-log "4/13 signal file";          bench_signal
-log "5/13 idle (${IDLE_S} s)";   bench_idle
-log "6/13 capture";              bench_capture
-log "7/13 capture memory";       bench_capture_memory
-log "8/13 artifacts";            bench_artifact
-log "9/13 artifact memory";      bench_artifact_memory
-log "10/13 zombies";             bench_zombies
-log "11/13 init";                bench_init
-log "12/13 incompressible artifact"; bench_artifact_random
-log "13/13 per-pod cost";        bench_cost
+# step N NAME FN: row group N of 13, unless BENCH_ONLY names other groups.
+step() {
+    [[ -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" $1 "* ]] || return 0
+    log "$1/13 $2"
+    "$3"
+}
+step 1 'binary size' bench_size
+step 2 start+exit bench_start
+step 3 'exit latency' bench_exit
+step 4 'signal file' bench_signal
+step 5 "idle (${IDLE_S} s)" bench_idle
+step 6 capture bench_capture
+step 7 'capture memory' bench_capture_memory
+step 8 artifacts bench_artifact
+step 9 'artifact memory' bench_artifact_memory
+step 10 zombies bench_zombies
+step 11 init bench_init
+step 12 'incompressible artifact' bench_artifact_random
+step 13 'per-pod cost' bench_cost
 
 echo
 echo "argoexec benchmark ($MODE mode), $(date -u +%Y-%m-%d), $(nproc) cores, kernel $(uname -r), $(($(date +%s) - T0)) s"

@@ -12,9 +12,11 @@
  *       prints "file_p50 file_p99 exit_p50 exit_p99 failures"
  *   sigreact N MODE DIR CMD...
  *       CMD must end by running "helper readysleep FILE" (FILE = $BENCH_READY); per run: once
- *       the child is ready, after a random 0-25 ms, MODE "file" renames "15" into DIR/signal,
+ *       the child is ready, after $BENCH_PHASE_MS (default 0) and a random 0-25 ms, MODE "file" renames "15" into DIR/signal,
  *       MODE "kill" sends SIGTERM to the wrapper; time until the wrapper has exited.
- *       prints "p50 p99 max failures"
+ *       prints "p50 p99 max failures"; appends every sample to $BENCH_SAMPLES when set, one
+ *       line each: "exit_ns exitcode_ns" (the latter from the same start to DIR/exitcode
+ *       appearing, checked every 50 us; -1 if it never did).
  *   watch INTERVAL_MS OUT CMD...
  *       runs CMD (stdio inherited), samples /proc/PID every INTERVAL_MS until it exits (exit
  *       checked every 0.5 ms); writes
@@ -27,6 +29,14 @@
  *       spawns N orphans (double fork, the grandchild exits at once), then scans /proc every
  *       0.5 ms until no process but PID 1 and itself is left; writes to OUT
  *       "spawned clear_ns max_left timed_out" (clear_ns: from the last spawn to none left).
+ *   capdesign DESIGN F1 F2
+ *       another design of the capture, measured beside ours: copies stdin to F1 and F2 (fresh
+ *       files, written at offsets as ours does) and to stdout. DESIGN "zerocopy": tee(2) the
+ *       child's pipe into a spare pipe per file, splice(2) each into its file, splice the pipe
+ *       itself to stdout (no byte passes through user space); "threads": read 64 KiB chunks
+ *       into a ring of 16, write stdout from the reader, each file from its own thread;
+ *       "floor": no stdin and no stdout at all, only F1 and F2 written with $BENCH_BYTES zero
+ *       bytes in 64 KiB pwrites: what any capture must spend on its files.
  *   stamp FILE         writes CLOCK_MONOTONIC ns to FILE, exits 0
  *   readysleep FILE    creates FILE, waits for a signal
  */
@@ -34,6 +44,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,10 +230,16 @@ static int mode_sigreact(int argc, char **argv) {
     snprintf(tmp, sizeof tmp, "%s/.signal.bench", dir);
     long long *t = calloc(n, sizeof(long long));
     int m = 0, fails = 0;
+    const char *ph = getenv("BENCH_PHASE_MS");
+    long long phase = ph ? atoll(ph) * 1000000LL : 0;
     srand(12345);
+    char code[4096];
+    snprintf(code, sizeof code, "%s/exitcode", dir);
+    long long *tc = calloc(n, sizeof(long long));
     for (int r = 0; r < n; r++) {
         unlink(ready);
         unlink(sig);
+        unlink(code);
         pid_t pid = spawn(cmd, 1);
         long long deadline = now_ns() + 5000000000LL;
         struct stat sb;
@@ -233,8 +250,8 @@ static int mode_sigreact(int argc, char **argv) {
             fails++;
             continue;
         }
-        /* A random phase against the emissary's tick. */
-        sleep_ns((long long)(rand() % 25000) * 1000);
+        /* A random phase against the emissary's tick, after $BENCH_PHASE_MS if set. */
+        sleep_ns(phase + (long long)(rand() % 25000) * 1000);
         long long t0;
         if (use_file) {
             int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -247,9 +264,10 @@ static int mode_sigreact(int argc, char **argv) {
             kill(pid, SIGTERM);
         }
         /* Give up after 10 s: the reaction is then reported as failed. */
-        long long limit = t0 + 10000000000LL;
+        long long limit = t0 + 10000000000LL, seen = -1;
         int st, done = 0;
         while (!done) {
+            if (seen < 0 && stat(code, &sb) == 0) seen = now_ns();
             pid_t w = waitpid(pid, &st, WNOHANG);
             if (w == pid) {
                 done = 1;
@@ -264,8 +282,16 @@ static int mode_sigreact(int argc, char **argv) {
             fails++;
             continue;
         }
-        t[m++] = now_ns() - t0;
+        t[m] = now_ns() - t0;
+        if (seen < 0 && stat(code, &sb) == 0) seen = now_ns();
+        tc[m++] = seen < 0 ? -1 : seen - t0;
     }
+    /* Every sample, for a caller that pools several calls. */
+    const char *keep = getenv("BENCH_SAMPLES");
+    FILE *kf = keep ? fopen(keep, "a") : NULL;
+    if (keep && !kf) die("open BENCH_SAMPLES");
+    for (int i = 0; kf && i < m; i++) fprintf(kf, "%lld %lld\n", t[i], tc[i]);
+    if (kf) fclose(kf);
     long long mx = m ? pct(t, m, 100) : -1;
     long long p50 = pct(t, m, 50), p99 = pct(t, m, 99);
     printf("%lld %lld %lld %d\n", p50, p99, mx, fails);
@@ -343,6 +369,141 @@ static int mode_watch(int argc, char **argv) {
     fprintf(f, "%lld %lld %lld %ld %d\n", wall, hwm, cpu, ru.ru_maxrss,
             WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
     fclose(f);
+    return 0;
+}
+
+/* ---- capdesign: other designs of the capture, for the capture row ---- */
+
+#define CAP_SLOT 65536
+#define CAP_SLOTS 16
+
+static void write_all_fd(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0) die("write");
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void pwrite_all(int fd, const char *p, size_t n, off_t off) {
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, off);
+        if (w <= 0) die("pwrite");
+        p += w;
+        n -= (size_t)w;
+        off += w;
+    }
+}
+
+static void splice_all(int from, int to, loff_t *off, size_t n) {
+    while (n) {
+        ssize_t r = splice(from, NULL, to, off, n, SPLICE_F_MOVE);
+        if (r <= 0) die("splice");
+        n -= (size_t)r;
+    }
+}
+
+/* Each chunk: tee into both spare pipes (both empty, so each takes the whole chunk), the
+ * pipe's own pages to stdout, then each spare pipe into its file. */
+static void cap_zerocopy(int f1, int f2) {
+    int a[2], b[2];
+    if (pipe(a) || pipe(b)) die("pipe");
+    loff_t o1 = 0, o2 = 0;
+    for (;;) {
+        ssize_t n = tee(0, a[1], 1 << 20, 0);
+        if (n < 0) die("tee");
+        if (n == 0) break;
+        if (tee(0, b[1], (size_t)n, 0) != n) die("tee short");
+        splice_all(0, 1, NULL, (size_t)n);
+        splice_all(a[0], f1, &o1, (size_t)n);
+        splice_all(b[0], f2, &o2, (size_t)n);
+    }
+}
+
+static char cap_ring[CAP_SLOTS][CAP_SLOT];
+static size_t cap_len[CAP_SLOTS];
+static long cap_made, cap_done[2];
+static int cap_eof, cap_fd[2];
+static pthread_mutex_t cap_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cap_cv = PTHREAD_COND_INITIALIZER;
+
+static void *cap_writer(void *arg) {
+    int k = (int)(long)arg;
+    off_t off = 0;
+    for (;;) {
+        pthread_mutex_lock(&cap_mu);
+        while (cap_done[k] == cap_made && !cap_eof) pthread_cond_wait(&cap_cv, &cap_mu);
+        long upto = cap_made, from = cap_done[k];
+        pthread_mutex_unlock(&cap_mu);
+        if (from == upto) return NULL;
+        for (long i = from; i < upto; i++) {
+            int s = (int)(i % CAP_SLOTS);
+            pwrite_all(cap_fd[k], cap_ring[s], cap_len[s], off);
+            off += (off_t)cap_len[s];
+        }
+        pthread_mutex_lock(&cap_mu);
+        cap_done[k] = upto;
+        pthread_cond_broadcast(&cap_cv);
+        pthread_mutex_unlock(&cap_mu);
+    }
+}
+
+static void cap_threads(int f1, int f2) {
+    pthread_t t[2];
+    cap_fd[0] = f1;
+    cap_fd[1] = f2;
+    for (long k = 0; k < 2; k++)
+        if (pthread_create(&t[k], NULL, cap_writer, (void *)k)) die("pthread_create");
+    for (long i = 0;; i++) {
+        int s = (int)(i % CAP_SLOTS);
+        pthread_mutex_lock(&cap_mu);
+        while (i - cap_done[0] >= CAP_SLOTS || i - cap_done[1] >= CAP_SLOTS)
+            pthread_cond_wait(&cap_cv, &cap_mu);
+        pthread_mutex_unlock(&cap_mu);
+        ssize_t n = read(0, cap_ring[s], CAP_SLOT);
+        if (n < 0) die("read");
+        if (n == 0) break;
+        cap_len[s] = (size_t)n;
+        write_all_fd(1, cap_ring[s], (size_t)n);
+        pthread_mutex_lock(&cap_mu);
+        cap_made = i + 1;
+        pthread_cond_broadcast(&cap_cv);
+        pthread_mutex_unlock(&cap_mu);
+    }
+    pthread_mutex_lock(&cap_mu);
+    cap_eof = 1;
+    pthread_cond_broadcast(&cap_cv);
+    pthread_mutex_unlock(&cap_mu);
+    for (int k = 0; k < 2; k++) pthread_join(t[k], NULL);
+}
+
+static void cap_floor(int f1, int f2) {
+    const char *b = getenv("BENCH_BYTES");
+    long long left = b ? atoll(b) : 0;
+    static char zero[CAP_SLOT];
+    off_t off = 0;
+    while (left > 0) {
+        size_t n = left < CAP_SLOT ? (size_t)left : CAP_SLOT;
+        pwrite_all(f1, zero, n, off);
+        pwrite_all(f2, zero, n, off);
+        off += (off_t)n;
+        left -= (long long)n;
+    }
+}
+
+static int mode_capdesign(int argc, char **argv) {
+    (void)argc;
+    int f1 = open(argv[1], O_WRONLY | O_CREAT | O_EXCL, 0666);
+    int f2 = open(argv[2], O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (f1 < 0 || f2 < 0) die("open capture file");
+    if (strcmp(argv[0], "zerocopy") == 0) cap_zerocopy(f1, f2);
+    else if (strcmp(argv[0], "threads") == 0) cap_threads(f1, f2);
+    else if (strcmp(argv[0], "floor") == 0) cap_floor(f1, f2);
+    else {
+        fprintf(stderr, "helper: unknown design %s\n", argv[0]);
+        return 2;
+    }
     return 0;
 }
 
@@ -461,6 +622,7 @@ int main(int argc, char **argv) {
     if (strcmp(m, "watch") == 0 && argc >= 3) return mode_watch(argc, argv);
     if (strcmp(m, "iocount") == 0 && argc >= 2) return mode_iocount(argc, argv);
     if (strcmp(m, "orphans") == 0 && argc >= 3) return mode_orphans(argc, argv);
+    if (strcmp(m, "capdesign") == 0 && argc >= 3) return mode_capdesign(argc, argv);
     fprintf(stderr, "helper: bad mode or arguments: %s\n", m);
     return 2;
 }

@@ -16,6 +16,8 @@
 //! a write is never split by the other stream's bytes in `combined`; a split one means a chunk
 //! was torn or a read cut short. That needs pipes of at most 64 KiB (checked first: on a kernel
 //! with 64 KiB pages a default pipe holds 1 MiB, and the check is skipped, said loudly).
+//! Upstream's emissary does split such writes (Go's `io.Copy` reads 32 KiB, half a pipe, and
+//! the other stream's chunk can land between the halves): run against it, only this check fails.
 //!
 //! Every emissary run is bounded: a hang fails the test instead of holding it.
 

@@ -33,15 +33,18 @@ const OFFLOAD_DIR: &str = "/tmp";
 /// Runs the user command `argv` and returns the process exit code, having written `exitcode`.
 /// `mask` is the signal mask the process started with (step 1 happened in `main`).
 pub fn run(cfg: &Config, mask: SigSet, argv: Vec<OsString>) -> i32 {
-    let mut sup = Supervisor::new();
-    let result = match &mut sup {
-        Ok(sup) => steps(cfg, mask, sup, argv),
-        Err(e) => Err(Error::new(format!("failed to set up signal handling: {e}"))),
-    }
-    .map_err(|e| e.whose(&cfg.container, None));
-    // `exitcode` first, the supervisor's descriptors after it: closing its inotify instance
-    // waits for the kernel to tear the watches down (up to ~15 ms measured here).
-    finish(cfg, result)
+    let (result, watch) = match Supervisor::new() {
+        Ok(mut sup) => (steps(cfg, mask, &mut sup, argv), sup.into_watch()),
+        Err(e) => (
+            Err(Error::new(format!("failed to set up signal handling: {e}"))),
+            None,
+        ),
+    };
+    let code = finish(cfg, result.map_err(|e| e.whose(&cfg.container, None)));
+    // Closed after `exitcode`: closing an inotify instance waits for the kernel to tear its
+    // watches down (up to ~15 ms measured here).
+    drop(watch);
+    code
 }
 
 /// Steps 2 to 11; the exit code of the run, or why it failed.

@@ -110,6 +110,14 @@ impl Supervisor {
         })
     }
 
+    /// Closes everything but the inotify instance and hands that back: closing it waits for
+    /// the kernel to tear its watches down, so the caller drops it only after `exitcode`,
+    /// while the descriptors freed here leave `exitcode` one to be written with even at the
+    /// lowest `ulimit -n`.
+    pub fn into_watch(self) -> Option<Watch> {
+        self.watch
+    }
+
     /// Waits up to `timeout` for a signal, a change in a watched folder, or `extra` becoming
     /// readable; returns the signals received and whether `extra` is ready. Reaps every ended
     /// child when a SIGCHLD came, or at a timeout in case one was missed.

@@ -85,6 +85,10 @@ fn open_files(dir: &Path) -> Result<(Sink, Sink)> {
     Ok((open("stdout")?, open("combined")?))
 }
 
+fn start_failed(e: io::Error) -> Error {
+    Error::new(format!("failed to start capture: {e}"))
+}
+
 fn pipe_or_fail() -> Result<(OwnedFd, OwnedFd)> {
     pipe().map_err(|e| Error::new(format!("failed to create capture pipes: {e}")))
 }
@@ -115,11 +119,7 @@ impl Threads {
     /// Starts `stream`; `output` streams count towards `done`, the tty's input pump does not.
     fn add(&mut self, stream: Stream, output: bool) -> Result<()> {
         let done = if output {
-            Some(
-                self.done_w
-                    .try_clone()
-                    .map_err(|e| Error::new(format!("failed to start capture: {e}")))?,
-            )
+            Some(self.done_w.try_clone().map_err(start_failed)?)
         } else {
             None
         };
@@ -153,7 +153,7 @@ impl Threads {
                 signals::reblock();
                 run()
             })
-            .map_err(|e| Error::new(format!("failed to start capture thread: {e}")))?;
+            .map_err(start_failed)?;
         // glibc unblocked 32 and 33 in this thread too: block them again (signals::reblock).
         signals::reblock();
         self.threads.push(t);
@@ -387,10 +387,13 @@ impl Stream {
         if let Some(f) = &self.files {
             return f.read(src, max, self.from_stdout);
         }
-        let mut buf = self.buf.take().unwrap_or_else(|| Arc::new(vec![0; CHUNK]));
-        // Never shared: make_mut hands the buffer itself back.
-        let r = read(src, &mut Arc::make_mut(&mut buf)[..max]);
-        r.map(|n| Chunk { buf, n })
+        // Never shared: `into_inner` always hands the buffer back.
+        let mut buf = (self.buf.take().and_then(Arc::into_inner)).unwrap_or_else(|| vec![0; CHUNK]);
+        let n = read(src, &mut buf[..max])?;
+        Ok(Chunk {
+            buf: Arc::new(buf),
+            n,
+        })
     }
 
     /// Copies `chunk` to the console, waiting as `patience` allows, then gives its buffer back.
@@ -468,8 +471,11 @@ impl Files {
         let n = read(src, &mut buf[..max])?;
         let buf = Arc::new(buf);
         if n > 0 {
+            // The files' thread waits only on an empty queue: a wake-up costs a syscall.
+            if q.chunks.is_empty() {
+                self.moved.notify_all();
+            }
             q.chunks.push((Arc::clone(&buf), n, from_stdout));
-            self.moved.notify_all();
         }
         Ok(Chunk { buf, n })
     }
@@ -493,9 +499,12 @@ impl Files {
                     }
                     q = self.wait(q);
                 }
+                // The streams wait only on a full queue.
+                if q.chunks.len() == QUEUED {
+                    self.moved.notify_all();
+                }
                 q.chunks.remove(0)
             };
-            self.moved.notify_all();
             sinks.retain(|((file, name), stdout_only)| {
                 if *stdout_only && !from_stdout {
                     return true;

@@ -11,8 +11,8 @@
 //!
 //! The files have a thread of their own (`Files`): the output streams hand it each chunk
 //! they read, at most `QUEUED` waiting, and go on to the console and the next read while it
-//! writes the files, the costliest part of a captured byte (measured: ~1.4x the throughput of
-//! doing all in one thread, at no more CPU; docs/benchmarks.md). A chunk is shared, not
+//! writes the files, the costliest part of a captured byte (measured: 1.2x to 1.3x the
+//! throughput of doing all in one thread, at no more CPU; docs/design.md). A chunk is shared, not
 //! copied: the stream writes the console and the files' thread the files from one buffer,
 //! and whichever is done last puts it back for reuse.
 //!

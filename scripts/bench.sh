@@ -470,17 +470,14 @@ capture_run() { # WHO BASE
         ARGO_INCLUDE_SCRIPT_OUTPUT=true ARGOEXEC_VAR_RUN_ARGO=$d timeout 600 \
             "$HELPER" watch 20 "$WORK/cap.w" "$BIN" emissary -- head -c "$CAP_BYTES" /dev/zero \
             2>/dev/null | cat >/dev/null
-    elif [[ $who == tee ]]; then
-        f1=$d/f1 f2=$d/f2
-        head -c "$CAP_BYTES" /dev/zero |
-            timeout 600 "$HELPER" watch 20 "$WORK/cap.w" tee "$f1" "$f2" | cat >/dev/null
-    elif [[ $who == floor ]]; then
-        f1=$d/f1 f2=$d/f2
-        BENCH_BYTES=$CAP_BYTES timeout 600 "$HELPER" watch 20 "$WORK/cap.w" "$HELPER" capdesign floor "$f1" "$f2" </dev/null
     else
+        # GNU tee or a design of helper capdesign, writing F1 F2; the floor reads nothing.
+        local cmd=("$HELPER" capdesign "$who") src=(head -c "$CAP_BYTES" /dev/zero)
+        [[ $who == tee ]] && cmd=(tee)
+        [[ $who == floor ]] && src=(true)
         f1=$d/f1 f2=$d/f2
-        head -c "$CAP_BYTES" /dev/zero |
-            timeout 600 "$HELPER" watch 20 "$WORK/cap.w" "$HELPER" capdesign "$who" "$f1" "$f2" | cat >/dev/null
+        "${src[@]}" | BENCH_BYTES=$CAP_BYTES timeout 600 "$HELPER" watch 20 "$WORK/cap.w" "${cmd[@]}" "$f1" "$f2" |
+            cat >/dev/null
     fi
     read -r wall h c m st <"$WORK/cap.w" && [[ $st == 0 ]] &&
         [[ $(stat -c %s "$f1" 2>/dev/null) == "$CAP_BYTES" && $(stat -c %s "$f2" 2>/dev/null) == "$CAP_BYTES" ]] &&

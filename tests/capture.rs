@@ -583,10 +583,10 @@ fn appends_after_bytes_already_there() {
         std::fs::create_dir_all(r.path("ctr/main")).unwrap();
         let old_c: &[u8] = if combined_there { &old_combined } else { b"" };
         std::fs::write(r.path("ctr/main/stdout"), &old_stdout).unwrap();
-        set_mode(&r.path("ctr/main/stdout"), 0o640);
+        files::chmod(&r.path("ctr/main/stdout"), 0o640);
         if combined_there {
             std::fs::write(r.path("ctr/main/combined"), old_c).unwrap();
-            set_mode(&r.path("ctr/main/combined"), 0o600);
+            files::chmod(&r.path("ctr/main/combined"), 0o600);
         }
         let runs = [
             pair(384 << 10, 256 << 10, 20),
@@ -609,11 +609,6 @@ fn appends_after_bytes_already_there() {
         assert_eq!(mode(&r.path("ctr/main/combined")), want, "combined's mode");
         eprintln!("appends (combined there: {combined_there}): {took:?}");
     }
-}
-
-fn set_mode(p: &Path, m: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
 }
 
 /// stdout closed by the child while stderr goes on (the last quarter of stderr is written

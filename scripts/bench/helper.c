@@ -31,7 +31,7 @@
  *       "spawned clear_ns max_left timed_out" (clear_ns: from the last spawn to none left).
  *   capdesign DESIGN F1 F2
  *       another design of the capture, measured beside ours: copies stdin to F1 and F2 (fresh
- *       files, written at offsets as ours does) and to stdout. DESIGN "zerocopy": tee(2) the
+ *       files) and to stdout. DESIGN "zerocopy": tee(2) the
  *       child's pipe into a spare pipe per file, splice(2) each into its file, splice the pipe
  *       itself to stdout (no byte passes through user space); "threads": read 64 KiB chunks
  *       into a ring of 16, write stdout from the reader, each file from its own thread;

@@ -1,5 +1,6 @@
-//! Output capture: the child's stdout and stderr, copied by two blocking threads to the
-//! container's own stdout/stderr and to `ctr/C/stdout` and `ctr/C/combined` (SPEC section 3 step 8).
+//! Output capture: the child's stdout and stderr, copied by blocking threads (one per stream,
+//! one for the files) to the container's own stdout/stderr and to `ctr/C/stdout` and
+//! `ctr/C/combined` (SPEC section 3 step 8).
 //!
 //! The loop: wait for data (or the stop pipe), read a chunk, queue it for the files, write it
 //! to the console. A file that fails (ENOSPC) is dropped and the capture marked incomplete,

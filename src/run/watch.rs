@@ -6,7 +6,7 @@
 //! polling. One instance serves the whole run and is only made once a wait has lasted a
 //! while: closing an inotify instance waits for the kernel's mark cleanup (an RCU grace
 //! period, ~10 ms), which a step that ends at once should not pay (one that lasts pays it after
-//! its `exitcode`: the supervisor is dropped last). inotify can be unavailable
+//! its `exitcode`: the emissary keeps the instance until then, `Supervisor::into_watch`). inotify can be unavailable
 //! (the per-uid instance limit, shared by every container of that uid on the node, reached; a
 //! file system without it): the loop then looks on a tick that slows down, and tries again.
 //!
